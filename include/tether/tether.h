@@ -1,0 +1,12 @@
+/* tether — the umbrella header: include only this one. */
+#ifndef TETHER_H
+#define TETHER_H
+
+#include <tether/common.h>
+#include <tether/version.h>
+#include <tether/err.h>
+#include <tether/log.h>
+#include <tether/future.h>
+#include <tether/runtime.h>
+
+#endif /* TETHER_H */

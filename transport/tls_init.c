@@ -1,0 +1,17 @@
+/* wolfSSL global initialisation. */
+#include "transport/tls_init.h"
+
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+#include <tether/err.h>
+
+#include "actors/core/log.h"
+
+int tti_tls_global_init(void) {
+    int rc = wolfSSL_Init();
+    if (rc != WOLFSSL_SUCCESS) {
+        TTI_LOG(ERROR, "tls", "wolfSSL_Init failed (%d)", rc);
+        return TT_ETLS;
+    }
+    return TT_OK;
+}
