@@ -1,0 +1,7 @@
+tt_add_test(codec_registry_test LABEL unit SOURCES ${CMAKE_CURRENT_LIST_DIR}/registry_test.c)
+if(TT_WITH_MSGPACK)
+  target_compile_definitions(codec_registry_test PRIVATE TT_TEST_HAVE_MSGPACK)
+endif()
+if(TT_WITH_PROTOBUF)
+  target_compile_definitions(codec_registry_test PRIVATE TT_TEST_HAVE_PROTOBUF)
+endif()
