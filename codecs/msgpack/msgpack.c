@@ -6,7 +6,9 @@
  * element takes at least one byte), and nothing is allocated ahead of the input.
  *
  * Mapping (see include/tether/codec.h): nil/bool/int/float/str/array/map as in JSON;
- * bin <-> {"$bin": base64}; uint64 above INT64_MAX <-> {"$u64": "digits"}; float32 is
+ * bin <-> {"$bin": base64}; uint64 above INT64_MAX <-> {"$u64": "digits"} (only the
+ * canonical spellings are read as tags, so every JSON value survives a trip through
+ * msgpack unchanged); float32 is
  * widened to a real; NaN/infinity are TT_EPROTO (JSON has no such numbers); map keys
  * must be strings or integers (integers become their decimal text, so a later equal
  * key replaces an earlier one); extension types are TT_ENOTSUP. */
@@ -32,18 +34,40 @@ static tt_err pack_str(msgpack_packer *pk, const char *s, size_t n) {
     return TT_OK;
 }
 
-static tt_err pack_bin_b64(msgpack_packer *pk, const json_t *b64) {
+/* {"$bin": base64} as bin. False (nothing written) if the text is not canonical base64:
+ * the object is then an ordinary map. */
+static bool pack_bin_b64(msgpack_packer *pk, const json_t *b64, tt_err *rc) {
     const char *s = json_string_value(b64);
     size_t n = json_string_length(b64);
-    if (n % 4) return TT_EINVAL;
+    if (n % 4) return false;
     size_t bytes = n / 4 * 3 - (n && s[n - 1] == '=') - (n > 1 && s[n - 2] == '=');
-    if (bytes > UINT32_MAX) return TT_EINVAL;
-    PK(msgpack_pack_bin(pk, bytes));
+    if (bytes > UINT32_MAX) return false;
     tt_buf *out = pk->data;
-    size_t before = out->len;
-    tt_err rc = tti_b64_decode(s, n, out);
-    if (rc == TT_OK && out->len - before != bytes) rc = TT_EINVAL;
-    return rc;
+    size_t mark = out->len;
+    *rc = TT_OK;
+    if (msgpack_pack_bin(pk, bytes) != 0) {
+        *rc = TT_ENOMEM;
+        return true;
+    }
+    size_t body = out->len;
+    tt_err drc = tti_b64_decode(s, n, out);
+    if (drc == TT_ENOMEM) {
+        *rc = drc;
+        return true;
+    }
+    if (drc != TT_OK || out->len - body != bytes) {
+        out->len = mark;
+        return false;
+    }
+    return true;
+}
+
+/* {"$u64": digits} as uint 64, only for the canonical spelling of a value above
+ * INT64_MAX (what the decoder produces); anything else is an ordinary map. */
+static bool tag_u64(const json_t *digits, uint64_t *u) {
+    const char *s = json_string_value(digits);
+    return s[0] != '0' && tti_parse_u64(s, json_string_length(digits), u) &&
+           *u > (uint64_t)INT64_MAX;
 }
 
 static tt_err pack_value(msgpack_packer *pk, const json_t *v, int depth) {
@@ -51,16 +75,17 @@ static tt_err pack_value(msgpack_packer *pk, const json_t *v, int depth) {
     switch (json_typeof(v)) {
     case JSON_OBJECT: {
         const json_t *payload;
+        uint64_t u;
         switch (tti_tag_of(v, &payload)) {
         case TTI_TAG_IS_BIN:
-            return pack_bin_b64(pk, payload);
-        case TTI_TAG_IS_U64: {
-            uint64_t u;
-            if (!tti_parse_u64(json_string_value(payload), json_string_length(payload), &u))
-                return TT_EINVAL;
-            PK(msgpack_pack_uint64(pk, u));
-            return TT_OK;
-        }
+            if (pack_bin_b64(pk, payload, &rc)) return rc;
+            break;
+        case TTI_TAG_IS_U64:
+            if (tag_u64(payload, &u)) {
+                PK(msgpack_pack_uint64(pk, u));
+                return TT_OK;
+            }
+            break;
         case TTI_TAG_NONE:
             break;
         }

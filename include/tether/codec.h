@@ -9,7 +9,8 @@
  *               encode wraps the value with the current time, decode returns "d".
  *   "msgpack"   MessagePack (msgpack-c). See "Values outside JSON" below.
  *   "raw"       bytes untouched: decode gives {"$bin": "<base64>"}; encode takes
- *               that object, or a string whose bytes are sent as they are.
+ *               that object (bad base64 is TT_EINVAL), or a string whose bytes are
+ *               sent as they are.
  *   "text"      UTF-8 text: decode gives a JSON string (invalid UTF-8 is TT_EPROTO);
  *               encode takes a string. "utf8" is the same codec (Watson's name).
  *   "wirepas"   a Wirepas GenericMessage (protobuf) mapped to and from JSON by field
@@ -18,8 +19,10 @@
  * Values outside JSON (used by "msgpack" and "raw", never by "json"):
  *   binary data              {"$bin": "<standard base64 with padding>"}
  *   unsigned > INT64_MAX     {"$u64": "<decimal digits>"}
- *   An object with exactly one member of those names, holding a string, is read as
- *   the tagged value when encoding; any other object is an ordinary map.
+ *   When encoding, an object whose only member is "$bin" holding canonical base64, or
+ *   "$u64" holding the digits (no leading zero) of a number above INT64_MAX, is read
+ *   as the tagged value; any other object, "$bin" with bad base64 included, is an
+ *   ordinary map. So every JSON value round-trips through "msgpack" unchanged.
  *
  * Limits common to every built-in codec:
  *   Containers nest at most TT_CODEC_MAX_DEPTH levels ("[[1]]" is 2 levels). Deeper
