@@ -1,5 +1,7 @@
 /* MQTT packet decoder: validates a whole packet in place and fills a
  * tti_mqtt_pkt with views into the input. No allocation, no copies. */
+#include <stddef.h>
+
 #include "codecs/mqtt/mqtt_internal.h"
 
 #define EPROTO_(why, msg) tti_mqtt_fail(why, TT_EPROTO, msg)
@@ -318,7 +320,8 @@ static int dec_disconnect(rd *r, uint8_t version, tti_mqtt_pkt *pkt, const char 
 int tti_mqtt_decode(const uint8_t *data, size_t size, uint8_t version,
                     uint32_t max_packet_size, tti_mqtt_pkt *out, const char **why) {
     if (!out) return tti_mqtt_fail(why, TT_EINVAL, "NULL argument");
-    memset(out, 0, sizeof *out);
+    /* Zero the common part; the body decoders zero their union member. */
+    memset(out, 0, offsetof(tti_mqtt_pkt, u));
     tti_mqtt_fixed fh;
     int hl = tti_mqtt_decode_fixed(data, size, version, max_packet_size, &fh, why);
     if (hl <= 0) return hl;
@@ -328,6 +331,14 @@ int tti_mqtt_decode(const uint8_t *data, size_t size, uint8_t version,
     if (size < fh.total) return 0;
     out->type = fh.type;
     out->flags = fh.flags;
+    switch (fh.type) { /* the union member the body decoder fills */
+    case TTI_MQTT_CONNECT: memset(&out->u.connect, 0, sizeof out->u.connect); break;
+    case TTI_MQTT_CONNACK: memset(&out->u.connack, 0, sizeof out->u.connack); break;
+    case TTI_MQTT_PUBLISH: memset(&out->u.publish, 0, sizeof out->u.publish); break;
+    case TTI_MQTT_SUBSCRIBE:
+    case TTI_MQTT_UNSUBSCRIBE: memset(&out->u.subscribe, 0, sizeof out->u.subscribe); break;
+    default: memset(&out->u.suback, 0, sizeof out->u.suback); break;
+    }
     rd r = { data + hl, data + fh.total };
     int rc;
     switch (fh.type) {

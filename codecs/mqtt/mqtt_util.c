@@ -43,8 +43,20 @@ bool tti_mqtt_utf8_valid(const char *str, size_t len) {
 const char *tti_mqtt_topic_check(const char *s, size_t len) {
     if (len == 0) return "empty topic name";
     if (len > 65535) return "topic name longer than 65535 bytes";
-    if (memchr(s, '+', len) || memchr(s, '#', len)) return "wildcard in a topic name";
-    if (!tti_mqtt_utf8_valid(s, len)) return "topic name is not valid UTF-8";
+    /* One pass over the ASCII prefix (the usual whole topic); wildcards are
+     * ASCII, so a non-ASCII tail only needs the UTF-8 check and a scan. */
+    size_t i = 0;
+    for (; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x80) break;
+        if (c == '+' || c == '#') return "wildcard in a topic name";
+        if (c == 0) return "topic name is not valid UTF-8";
+    }
+    if (i < len) {
+        if (memchr(s + i, '+', len - i) || memchr(s + i, '#', len - i))
+            return "wildcard in a topic name";
+        if (!tti_mqtt_utf8_valid(s + i, len - i)) return "topic name is not valid UTF-8";
+    }
     return NULL;
 }
 
