@@ -321,6 +321,13 @@ int tti_mqtt_decode_fixed(const uint8_t *data, size_t size, uint8_t version,
  * why: optional; set to a static English reason on error.
  * Returns: bytes consumed (> 0), 0 when incomplete, TT_EPROTO (malformed or
  *   forbidden) or TT_EINVAL (bad arguments).
+ * Checks everything a packet shows on its own. Left to the session, which
+ * knows the connection state: topic alias against Topic Alias Maximum,
+ * packet direction (e.g. a client must not send Subscription Identifiers in
+ * PUBLISH), a UTF-8 payload when Payload Format Indicator is 1 (see
+ * tti_mqtt_utf8_valid), reason-code counts against the request, and a 3.1.1
+ * empty client id without clean session. Shortened MQTT 5 forms are accepted
+ * (acks with Remaining Length 2 or 3, DISCONNECT and AUTH with 0 or 1).
  */
 int tti_mqtt_decode(const uint8_t *data, size_t size, uint8_t version,
                     uint32_t max_packet_size, tti_mqtt_pkt *out, const char **why);
