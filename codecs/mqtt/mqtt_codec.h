@@ -377,7 +377,7 @@ bool tti_mqtt_user_props_next(tti_mqtt_iter *it, tti_mqtt_user_prop *out);
 void tti_mqtt_sub_ids_begin(tti_mqtt_iter *it, const tti_mqtt_props *props);
 bool tti_mqtt_sub_ids_next(tti_mqtt_iter *it, uint32_t *out);
 
-/* ---- Helpers ------------------------------------------------------------ */
+/* ---- Utilities ---------------------------------------------------------- */
 
 /* MQTT 5 reason code name ("Not authorized"); "Unknown reason code" otherwise. */
 const char *tti_mqtt_reason_str(uint8_t code);

@@ -1,4 +1,4 @@
-/* MQTT codec helpers: string and topic rules, reason code tables, the
+/* MQTT codec utilities: string and topic rules, reason code tables, the
  * subscription iterator. */
 #include "codecs/mqtt/mqtt_internal.h"
 
