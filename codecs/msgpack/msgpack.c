@@ -10,8 +10,8 @@
  * canonical spellings are read as tags, so every JSON value survives a trip through
  * msgpack unchanged); float32 is
  * widened to a real; NaN/infinity are TT_EPROTO (JSON has no such numbers); map keys
- * must be strings or integers (integers become their decimal text, so a later equal
- * key replaces an earlier one); extension types are TT_ENOTSUP. */
+ * must be strings without NUL bytes, or integers (integers become their decimal text, so
+ * a later equal key replaces an earlier one); extension types are TT_ENOTSUP. */
 #include <inttypes.h>
 #include <math.h>
 #include <msgpack.h>
@@ -203,6 +203,8 @@ static tt_err mp_key(mp_reader *r, char tmp[24], const char **k, size_t *klen) {
     tt_err rc;
     if (str_header(r, t, at, &len, &rc)) {
         if (rc == TT_OK) rc = read_str_body(r, at, len, k);
+        if (rc == TT_OK && memchr(*k, '\0', (size_t)len))   /* jansson keys cannot hold NUL */
+            rc = tti_codec_fail(r->err, TT_EPROTO, at, "NUL byte in a map key");
         *klen = (size_t)len;
         return rc;
     }

@@ -431,6 +431,7 @@ tt_err tt_codec_pb_pack(const ProtobufCMessage *msg, tt_buf *out) {
 
 tt_err tti_pb_pack_append(const ProtobufCMessage *msg, tt_buf *out) {
     size_t n = protobuf_c_message_get_packed_size(msg);
+    if (n == 0) return TT_OK;
     if (tt_buf_reserve(out, n) != TT_OK) return TT_ENOMEM;
     out->len += protobuf_c_message_pack(msg, out->data + out->len);
     return TT_OK;

@@ -112,6 +112,7 @@ static const char b64_alphabet[] =
 
 tt_err tti_b64_encode(const uint8_t *in, size_t n, tt_buf *out) {
     size_t outlen = (n + 2) / 3 * 4;
+    if (n == 0) return TT_OK;
     if (n > SIZE_MAX / 2 || tt_buf_reserve(out, outlen) != TT_OK) return TT_ENOMEM;
     uint8_t *o = out->data + out->len;
     size_t i = 0;
@@ -150,6 +151,7 @@ static int b64_val(char c) {
 
 tt_err tti_b64_decode(const char *in, size_t n, tt_buf *out) {
     if (n % 4) return TT_EINVAL;
+    if (n == 0) return TT_OK;
     if (tt_buf_reserve(out, n / 4 * 3) != TT_OK) return TT_ENOMEM;
     uint8_t *o = out->data + out->len;
     for (size_t i = 0; i < n; i += 4) {
