@@ -1,0 +1,113 @@
+/* Loops: see loop.h. */
+#include "actors/loop.h"
+
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <tether/err.h>
+
+#include "actors/actor.h"
+#include "actors/core/alloc.h"
+#include "actors/core/log.h"
+
+/* How many actors one wake-up runs before giving the loop back to libevent,
+ * so that sockets and timers are polled between bursts. */
+#define TTI_LOOP_ACTORS_PER_TURN 64
+
+static _Thread_local int t_library_depth;
+
+bool tti_on_library_thread(void) { return t_library_depth > 0; }
+void tti_library_enter(void) { t_library_depth++; }
+void tti_library_leave(void) { t_library_depth--; }
+
+void tti_loop_wake(tti_loop *l) {
+    if (!atomic_exchange_explicit(&l->wake_pending, true, memory_order_acq_rel))
+        event_active(l->wake_ev, EV_READ, 0);
+}
+
+static void loop_wake_cb(evutil_socket_t fd, short what, void *arg) {
+    tti_loop *l = arg;
+    (void)fd;
+    (void)what;
+    tti_library_enter();
+    /* Clear before draining: a push that races the drain (even one caught
+     * half-linked, popping as empty) flips the flag again and re-wakes us. */
+    (void)atomic_exchange_explicit(&l->wake_pending, false, memory_order_acq_rel);
+    int n = 0;
+    tti_mpsc_node *node;
+    while (n < TTI_LOOP_ACTORS_PER_TURN && (node = tti_mpsc_pop(&l->ready)) != NULL) {
+        tti_actor_run(TTI_CONTAINER_OF(node, tti_actor, ready_node));
+        n++;
+    }
+    if (n == TTI_LOOP_ACTORS_PER_TURN && !tti_mpsc_empty(&l->ready)) {
+        /* Yield: a zero timeout runs us again after the next poll for I/O. */
+        if (!atomic_exchange_explicit(&l->wake_pending, true, memory_order_acq_rel)) {
+            static const struct timeval zero = { 0, 0 };
+            event_add(l->wake_ev, &zero);
+        }
+    }
+    tti_library_leave();
+}
+
+int tti_loop_init(tti_loop *l, tti_runtime *rt, struct event_base *base, const char *name,
+                  uint32_t index) {
+    tti_mpsc_init(&l->ready);
+    atomic_init(&l->wake_pending, false);
+    atomic_init(&l->nactors, 0);
+    atomic_init(&l->quit, false);
+    l->rt = rt;
+    l->index = index;
+    l->name = name;
+    l->has_thread = false;
+    l->owns_base = base == NULL;
+    if (!base) {
+        struct event_config *cfg = event_config_new();
+        if (!cfg) return TT_ENOMEM;
+        /* Check for I/O after every few callbacks so a busy queue of actors
+         * cannot delay socket reads. */
+        event_config_set_max_dispatch_interval(cfg, NULL, 16, 0);
+        base = event_base_new_with_config(cfg);
+        event_config_free(cfg);
+        if (!base) return TT_EINTERNAL;
+    }
+    l->base = base;
+    l->wake_ev = event_new(base, -1, 0, loop_wake_cb, l);
+    if (!l->wake_ev) {
+        if (l->owns_base) event_base_free(base);
+        return TT_ENOMEM;
+    }
+    return TT_OK;
+}
+
+static void *loop_thread_main(void *arg) {
+    tti_loop *l = arg;
+    tti_library_enter();
+    while (!atomic_load_explicit(&l->quit, memory_order_acquire)) {
+        if (event_base_loop(l->base, EVLOOP_NO_EXIT_ON_EMPTY) < 0) {
+            TTI_LOG(ERROR, "loop", "%s %u: event_base_loop failed", l->name, l->index);
+            break;
+        }
+    }
+    tti_library_leave();
+    return NULL;
+}
+
+int tti_loop_start(tti_loop *l) {
+    if (pthread_create(&l->thread, NULL, loop_thread_main, l) != 0) return TT_EINTERNAL;
+    l->has_thread = true;
+    return TT_OK;
+}
+
+void tti_loop_stop_join(tti_loop *l) {
+    if (!l->has_thread) return;
+    atomic_store_explicit(&l->quit, true, memory_order_release);
+    event_base_loopbreak(l->base);
+    pthread_join(l->thread, NULL);
+    l->has_thread = false;
+}
+
+void tti_loop_fini(tti_loop *l) {
+    if (l->wake_ev) event_free(l->wake_ev);
+    l->wake_ev = NULL;
+    if (l->owns_base && l->base) event_base_free(l->base);
+    l->base = NULL;
+}

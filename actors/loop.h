@@ -1,0 +1,51 @@
+/* A loop: one libevent base driven by one thread (or by the host, when
+ * embedded) and the run queue of actors that have messages waiting. */
+#ifndef TTI_LOOP_H
+#define TTI_LOOP_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "actors/mailbox.h"
+
+struct event_base;
+struct event;
+typedef struct tt_runtime tti_runtime;
+
+typedef struct tti_loop {
+    tti_mpsc ready;                   /* actors with messages waiting */
+    _Alignas(64) atomic_bool wake_pending;
+    struct event_base *base;
+    struct event *wake_ev;            /* runs the ready queue; also a zero timer to yield */
+    tti_runtime *rt;
+    pthread_t thread;
+    bool has_thread;
+    bool owns_base;
+    atomic_uint nactors;              /* live actors, for placement */
+    atomic_bool quit;
+    uint32_t index;
+    const char *name;
+} tti_loop;
+
+/* Set up `l` on `base` (NULL: create one). Starts no thread. */
+int tti_loop_init(tti_loop *l, tti_runtime *rt, struct event_base *base, const char *name,
+                  uint32_t index);
+/* Start the loop's own thread. */
+int tti_loop_start(tti_loop *l);
+/* Ask the thread to leave its loop and join it (no-op without a thread). */
+void tti_loop_stop_join(tti_loop *l);
+/* Release the loop's events and, if it made it, its base. */
+void tti_loop_fini(tti_loop *l);
+
+/* Make sure the loop runs its ready queue soon. Any thread. */
+void tti_loop_wake(tti_loop *l);
+
+/* True on a thread that runs tether code: a loop or pool thread, or the host
+ * thread while it is inside a tether callback. */
+bool tti_on_library_thread(void);
+void tti_library_enter(void);
+void tti_library_leave(void);
+
+#endif

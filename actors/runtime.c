@@ -1,0 +1,375 @@
+/* The runtime (loops, placement, shutdown) and user actors. */
+#include "actors/runtime.h"
+
+#include <event2/event.h>
+#include <string.h>
+#include <tether/log.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "actors/core/alloc.h"
+#include "actors/core/log.h"
+#include "actors/future.h"
+#include "actors/pool.h"
+
+/* ---- Placement ------------------------------------------------------------ */
+
+static tti_loop *pick(tti_runtime *rt, tti_loop *loops, uint32_t n) {
+    if (atomic_load_explicit(&rt->closing, memory_order_acquire)) return NULL;
+    uint32_t start = atomic_fetch_add_explicit(&rt->next_pick, 1, memory_order_relaxed) % n;
+    tti_loop *best = &loops[start];
+    unsigned best_n = atomic_load_explicit(&best->nactors, memory_order_relaxed);
+    for (uint32_t i = 1; i < n; i++) {
+        tti_loop *l = &loops[(start + i) % n];
+        unsigned c = atomic_load_explicit(&l->nactors, memory_order_relaxed);
+        if (c < best_n) {
+            best = l;
+            best_n = c;
+        }
+    }
+    return best;
+}
+
+tti_loop *tti_runtime_pick_io(tti_runtime *rt) { return pick(rt, rt->io, rt->nio); }
+tti_loop *tti_runtime_pick_pool(tti_runtime *rt) { return pick(rt, rt->pool, rt->npool); }
+tti_actor *tti_runtime_fallback_strand(tti_runtime *rt) { return rt->fallback; }
+
+uint32_t tt_runtime_loop_count(const tt_runtime *rt) { return rt ? rt->nio : 0; }
+
+/* ---- Shutdown bookkeeping ------------------------------------------------- */
+
+void tti_runtime_actor_died(tti_runtime *rt) {
+    if (!atomic_load_explicit(&rt->closing, memory_order_acquire)) return;
+    pthread_mutex_lock(&rt->lock);
+    pthread_cond_broadcast(&rt->cond);
+    pthread_mutex_unlock(&rt->lock);
+}
+
+int tti_runtime_add_member(tti_runtime *rt, tti_member *m) {
+    pthread_mutex_lock(&rt->lock);
+    if (atomic_load(&rt->closing)) {
+        pthread_mutex_unlock(&rt->lock);
+        return TT_ECLOSED;
+    }
+    m->rt = rt;
+    m->next = rt->members.next;
+    m->prev = &rt->members;
+    m->next->prev = m;
+    rt->members.next = m;
+    pthread_mutex_unlock(&rt->lock);
+    return TT_OK;
+}
+
+void tti_runtime_remove_member(tti_member *m) {
+    tti_runtime *rt = m->rt;
+    if (!rt) return;
+    pthread_mutex_lock(&rt->lock);
+    if (m->rt) {
+        m->prev->next = m->next;
+        m->next->prev = m->prev;
+        m->rt = NULL;
+    }
+    pthread_mutex_unlock(&rt->lock);
+}
+
+static unsigned live_on(const tti_loop *loops, uint32_t n) {
+    unsigned sum = 0;
+    for (uint32_t i = 0; i < n; i++)
+        sum += atomic_load_explicit(&loops[i].nactors, memory_order_acquire);
+    return sum;
+}
+
+/* Wait until every actor on `loops` handled its stop message. */
+static void wait_quiet(tti_runtime *rt, const tti_loop *loops, uint32_t n) {
+    if (rt->embedded) {
+        while (live_on(loops, n) > 0) event_base_loop(rt->io[0].base, EVLOOP_ONCE);
+        return;
+    }
+    pthread_mutex_lock(&rt->lock);
+    while (live_on(loops, n) > 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&rt->cond, &rt->lock, &ts);
+    }
+    pthread_mutex_unlock(&rt->lock);
+}
+
+/* ---- Creation and teardown ------------------------------------------------ */
+
+static void free_loops(tti_loop *loops, uint32_t n) {
+    if (!loops) return;
+    for (uint32_t i = 0; i < n; i++) tti_loop_stop_join(&loops[i]);
+    for (uint32_t i = 0; i < n; i++) tti_loop_fini(&loops[i]);
+    tti_free(loops);
+}
+
+static tt_err make_loops(tti_runtime *rt, tti_loop **out, uint32_t n, struct event_base *base,
+                         const char *name) {
+    tti_loop *loops = tti_calloc(n, sizeof *loops);
+    if (!loops) return TT_ENOMEM;
+    uint32_t made = 0;
+    tt_err rc = TT_OK;
+    for (; made < n; made++) {
+        rc = (tt_err)tti_loop_init(&loops[made], rt, base, name, made);
+        if (rc != TT_OK) break;
+        if (!base && (rc = (tt_err)tti_loop_start(&loops[made])) != TT_OK) {
+            tti_loop_fini(&loops[made]);
+            break;
+        }
+    }
+    if (rc != TT_OK) {
+        free_loops(loops, made);
+        return rc;
+    }
+    *out = loops;
+    return TT_OK;
+}
+
+tt_err tt_runtime_new(tt_runtime **out, const tt_runtime_opts *user_opts) {
+    if (!out) return TT_EINVAL;
+    *out = NULL;
+    tt_runtime_opts o = TT_OPTS_INIT(tt_runtime_opts);
+    if (user_opts) {
+        if (user_opts->size < offsetof(tt_runtime_opts, pool_threads) + sizeof(uint32_t))
+            return TT_EINVAL;
+        memcpy(&o, user_opts, user_opts->size < sizeof o ? user_opts->size : sizeof o);
+        o.size = sizeof o;
+    }
+    tt_err rc = (tt_err)tt_init();
+    if (rc != TT_OK) return rc;
+
+    tti_runtime *rt = tti_calloc(1, sizeof *rt);
+    if (!rt) return TT_ENOMEM;
+    pthread_mutex_init(&rt->lock, NULL);
+    pthread_cond_init(&rt->cond, NULL);
+    rt->members.next = rt->members.prev = &rt->members;
+    rt->default_timeout_ms = o.default_timeout_ms;
+    rt->embedded = o.base != NULL;
+    if (rt->embedded) {
+        rt->nio = rt->npool = 1;
+    } else {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        rt->nio = o.loop_threads ? o.loop_threads : (cores > 0 ? (uint32_t)cores : 1);
+        rt->npool = o.pool_threads ? o.pool_threads : 1;
+        if (rt->nio > 1024 || rt->npool > 1024) {
+            rc = TT_EINVAL;
+            goto fail;
+        }
+    }
+    if ((rc = make_loops(rt, &rt->io, rt->nio, o.base, "io")) != TT_OK) goto fail;
+    if ((rc = make_loops(rt, &rt->pool, rt->npool, o.base, "pool")) != TT_OK) goto fail;
+    rt->fallback = tti_strand_new(rt);
+    if (!rt->fallback) {
+        rc = TT_ENOMEM;
+        goto fail;
+    }
+    TTI_LOG(DEBUG, "runtime", "started: %u loops, %u pool threads%s", rt->nio, rt->npool,
+            rt->embedded ? " (embedded)" : "");
+    *out = rt;
+    return TT_OK;
+fail:
+    free_loops(rt->pool, rt->pool ? rt->npool : 0);
+    free_loops(rt->io, rt->io ? rt->nio : 0);
+    pthread_cond_destroy(&rt->cond);
+    pthread_mutex_destroy(&rt->lock);
+    tti_free(rt);
+    return rc;
+}
+
+void tt_runtime_free(tt_runtime *rt) {
+    if (!rt) return;
+    if (tti_on_library_thread()) {
+        TTI_LOG(ERROR, "runtime", "tt_runtime_free called on a library thread; ignored");
+        return;
+    }
+    atomic_store_explicit(&rt->closing, true, memory_order_release);
+
+    /* 1. Abort every member's I/O actors; their pending work fails with
+     *    TT_ECLOSED and the continuations are queued on the strands. */
+    pthread_mutex_lock(&rt->lock);
+    for (tti_member *m = rt->members.next; m != &rt->members; m = m->next)
+        if (m->abort_io) m->abort_io(m);
+    pthread_mutex_unlock(&rt->lock);
+    wait_quiet(rt, rt->io, rt->nio);
+
+    /* 2. Stop the strands behind the queued callbacks, which still run. */
+    pthread_mutex_lock(&rt->lock);
+    for (tti_member *m = rt->members.next; m != &rt->members; m = m->next)
+        if (m->stop_strands) m->stop_strands(m);
+    while (rt->members.next != &rt->members) {
+        tti_member *m = rt->members.next;
+        rt->members.next = m->next;
+        m->rt = NULL;
+    }
+    rt->members.prev = &rt->members;
+    pthread_mutex_unlock(&rt->lock);
+    tti_actor_stop(rt->fallback);
+    wait_quiet(rt, rt->pool, rt->npool);
+
+    /* 3. Join the threads; nothing runs any more. */
+    free_loops(rt->io, rt->nio);
+    free_loops(rt->pool, rt->npool);
+    tti_actor_release(rt->fallback);
+    pthread_cond_destroy(&rt->cond);
+    pthread_mutex_destroy(&rt->lock);
+    TTI_LOG(DEBUG, "runtime", "stopped");
+    tti_free(rt);
+}
+
+/* ---- User actors ------------------------------------------------------------ */
+
+struct tt_actor {
+    tti_actor core;                   /* its references own this struct */
+    tti_actor *strand;
+    tti_member member;
+    uint32_t default_timeout_ms;
+    pthread_mutex_t lock;             /* guards the list of running calls */
+    tt_future *running;               /* calls whose work holds the promise */
+};
+
+typedef struct call_msg {
+    tti_msg msg;
+    tt_work_fn fn;
+    void *arg;
+    tt_future *f;
+} call_msg;
+
+static void call_released(tt_future *f, void *ctx) {
+    tt_actor *a = ctx;
+    if (!a) return;
+    pthread_mutex_lock(&a->lock);
+    if (f->prev) f->prev->next = f->next;
+    else a->running = f->next;
+    if (f->next) f->next->prev = f->prev;
+    pthread_mutex_unlock(&a->lock);
+    tti_actor_release(&a->core);
+}
+
+static void actor_handle(tti_actor *core, tti_msg *m) {
+    tt_actor *a = TTI_CONTAINER_OF(core, tt_actor, core);
+    call_msg *cm = TTI_CONTAINER_OF(m, call_msg, msg);
+    tt_future *f = cm->f;
+    tt_promise *p = tti_future_promise(f);
+    if (tt_promise_abandoned(p)) {   /* cancelled or timed out while queued */
+        (void)tt_promise_complete(p, TT_ECANCELED, 0, NULL);
+        return;
+    }
+    tti_actor_retain(core);
+    pthread_mutex_lock(&a->lock);
+    f->prev = NULL;
+    f->next = a->running;
+    if (a->running) a->running->prev = f;
+    a->running = f;
+    f->hook_ctx = a;
+    pthread_mutex_unlock(&a->lock);
+    cm->fn(p, cm->arg);              /* may complete and free f: don't touch cm after */
+}
+
+static void actor_drop(tti_actor *core, tti_msg *m) {
+    (void)core;
+    call_msg *cm = TTI_CONTAINER_OF(m, call_msg, msg);
+    (void)tt_promise_complete(tti_future_promise(cm->f), TT_ECLOSED, 0, "actor stopped");
+}
+
+static void actor_stopped(tti_actor *core) {
+    tt_actor *a = TTI_CONTAINER_OF(core, tt_actor, core);
+    /* Calls whose work still holds the promise complete now; their holders'
+     * later tt_promise_complete() returns false. */
+    for (;;) {
+        tt_future *batch[32];
+        size_t n = 0;
+        pthread_mutex_lock(&a->lock);
+        for (tt_future *f = a->running; f && n < 32; f = f->next)
+            if (!tt_future_done(f)) {
+                tti_future_retain(f);
+                batch[n++] = f;
+            }
+        pthread_mutex_unlock(&a->lock);
+        if (n == 0) break;
+        for (size_t i = 0; i < n; i++) {
+            (void)tti_future_try_complete(batch[i], TT_ECLOSED, 0, "actor stopped");
+            tti_future_release(batch[i]);
+        }
+    }
+    /* Continuations queued so far run first; later ones use the fallback. */
+    tti_actor_stop(a->strand);
+}
+
+static void actor_destroy(tti_actor *core) {
+    tt_actor *a = TTI_CONTAINER_OF(core, tt_actor, core);
+    tti_actor_release(a->strand);
+    pthread_mutex_destroy(&a->lock);
+    tti_free(a);
+}
+
+static const tti_actor_ops actor_ops = {
+    .handle = actor_handle,
+    .drop = actor_drop,
+    .stopped = actor_stopped,
+    .destroy = actor_destroy,
+};
+
+static void actor_abort_io(tti_member *m) {
+    tt_actor *a = TTI_CONTAINER_OF(m, tt_actor, member);
+    tti_actor_abort(&a->core);
+}
+
+tt_err tt_actor_new(tt_runtime *rt, tt_actor **out) {
+    if (!rt || !out) return TT_EINVAL;
+    *out = NULL;
+    tti_loop *l = tti_runtime_pick_io(rt);
+    if (!l) return TT_ECLOSED;
+    tt_actor *a = tti_calloc(1, sizeof *a);
+    if (!a) return TT_ENOMEM;
+    a->strand = tti_strand_new(rt);
+    if (!a->strand) {
+        tti_free(a);
+        return atomic_load(&rt->closing) ? TT_ECLOSED : TT_ENOMEM;
+    }
+    pthread_mutex_init(&a->lock, NULL);
+    a->default_timeout_ms = rt->default_timeout_ms;
+    a->member.abort_io = actor_abort_io;
+    tti_actor_init(&a->core, l, &actor_ops);
+    if (tti_runtime_add_member(rt, &a->member) != TT_OK) {
+        tti_actor_stop(&a->core);
+        tti_actor_release(&a->core);
+        return TT_ECLOSED;
+    }
+    *out = a;
+    return TT_OK;
+}
+
+tt_future *tt_actor_call(tt_actor *a, tt_work_fn fn, void *arg, const tt_call_opts *opts) {
+    if (!a) return tti_future_failed(NULL, TT_EINVAL, "no actor");
+    if (!fn) return tti_future_failed(a->strand, TT_EINVAL, "no work function");
+    tt_future *f = tti_future_new(a->strand, sizeof(call_msg));
+    if (!f) return tti_future_enomem();
+    f->on_release = call_released;   /* hook_ctx is set once the work starts */
+    uint32_t timeout = a->default_timeout_ms;
+    if (opts && opts->size >= offsetof(tt_call_opts, timeout_ms) + sizeof(uint32_t) &&
+        opts->timeout_ms)
+        timeout = opts->timeout_ms;
+    call_msg *cm = tti_future_extra(f);
+    cm->msg.type = 1;
+    cm->fn = fn;
+    cm->arg = arg;
+    cm->f = f;
+    tti_future_set_deadline(f, a->core.loop->base, timeout);  /* before anyone else sees f */
+    if (tti_actor_send(&a->core, &cm->msg) != TT_OK) {
+        (void)tt_promise_complete(tti_future_promise(f), TT_ECLOSED, 0, "actor stopped");
+        return f;
+    }
+    return f;
+}
+
+void tt_actor_free(tt_actor *a) {
+    if (!a) return;
+    tti_runtime_remove_member(&a->member);
+    tti_actor_stop(&a->core);
+    tti_actor_release(&a->core);
+}
