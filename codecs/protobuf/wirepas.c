@@ -1,5 +1,5 @@
-/* Wirepas GenericMessage helpers and the "wirepas" registry codec (payload bytes <->
- * the JSON form of GenericMessage, see include/tether/codec_pb.h). */
+/* Wirepas GenericMessage wrapping and unwrapping, and the "wirepas" registry codec
+ * (payload bytes <-> the JSON form of GenericMessage, see include/tether/codec_pb.h). */
 #include "codecs/protobuf/wirepas.h"
 
 #include "codecs/protobuf/pb_internal.h"

@@ -1,4 +1,4 @@
-/* Shared internals of the payload codecs: the codec object, error helpers, UTF-8,
+/* Shared internals of the payload codecs: the codec object, error reports, UTF-8,
  * base64, tagged values and the value checks every encoder applies. */
 #ifndef TTI_CODECS_REGISTRY_CODEC_INTERNAL_H
 #define TTI_CODECS_REGISTRY_CODEC_INTERNAL_H
@@ -31,7 +31,7 @@ extern const tt_codec tti_codec_wirepas;
 tt_err tti_codec_fail(tt_codec_error *err, tt_err rc, size_t offset, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* Grow to hold `extra` more bytes (slow path of tti_buf_put). */
+/* Append `n` bytes (or one byte), growing the buffer only when it is full. */
 static inline tt_err tti_buf_put(tt_buf *b, const void *p, size_t n) {
     if (b->cap - b->len < n && tt_buf_reserve(b, n) != TT_OK) return TT_ENOMEM;
     if (n) memcpy(b->data + b->len, p, n);

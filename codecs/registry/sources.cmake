@@ -1,4 +1,4 @@
-# Codec registry and the helpers every payload codec shares. The registry lists the
+# Codec registry and the small pieces every payload codec shares. The registry lists the
 # optional built-in codecs only when their dependency is enabled.
 list(APPEND TT_CODEC_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/registry.c

@@ -1,4 +1,4 @@
-/* Helpers shared by the codec unit tests (included after tt_test.h). */
+/* Utilities shared by the codec unit tests (included after tt_test.h). */
 #ifndef TT_CODEC_TEST_UTIL_H
 #define TT_CODEC_TEST_UTIL_H
 
