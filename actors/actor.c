@@ -39,8 +39,15 @@ void tti_actor_release(tti_actor *a) {
     a->ops->destroy(a);
 }
 
+/* The load skips the read-modify-write while the actor is already queued
+ * (the common case under load). It is safe with tti_actor_run's end-of-turn
+ * check: the push's exchange on the queue head and this load are ordered
+ * against the consumer's exchange of `scheduled` and its seq_cst look at the
+ * head, so either this sender sees the flag cleared and schedules, or the
+ * consumer sees the message and runs again. */
 static void schedule(tti_actor *a) {
-    if (!atomic_exchange_explicit(&a->scheduled, true, memory_order_acq_rel)) {
+    if (atomic_load_explicit(&a->scheduled, memory_order_seq_cst)) return;
+    if (!atomic_exchange_explicit(&a->scheduled, true, memory_order_seq_cst)) {
         tti_actor_retain(a);         /* held by the ready queue until the turn ends */
         tti_mpsc_push(&a->loop->ready, &a->ready_node);
         tti_loop_wake(a->loop);
@@ -77,7 +84,7 @@ static void handle_stop(tti_actor *a) {
 void tti_actor_run(tti_actor *a) {
     /* Popped from the ready queue first, then the flag is cleared: a sender
      * that flips it again re-queues the (now free) ready node. */
-    (void)atomic_exchange_explicit(&a->scheduled, false, memory_order_acq_rel);
+    (void)atomic_exchange_explicit(&a->scheduled, false, memory_order_seq_cst);
     int budget = TTI_DRAIN_BUDGET;
     tti_mpsc_node *n;
     while (budget > 0 && (n = tti_mpsc_pop(&a->mbox)) != NULL) {
@@ -90,8 +97,10 @@ void tti_actor_run(tti_actor *a) {
         else
             a->ops->handle(a, m);
     }
-    if (budget == 0 && !tti_mpsc_empty(&a->mbox)) {
-        if (!atomic_exchange_explicit(&a->scheduled, true, memory_order_acq_rel)) {
+    /* Budget spent, or a push seen half-done, or one that raced the flag:
+     * run again after the loop's other actors. */
+    if (!tti_mpsc_empty(&a->mbox)) {
+        if (!atomic_exchange_explicit(&a->scheduled, true, memory_order_seq_cst)) {
             /* Keep our reference for the next turn, behind the other actors. */
             tti_mpsc_push(&a->loop->ready, &a->ready_node);
             tti_loop_wake(a->loop);

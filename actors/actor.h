@@ -22,7 +22,7 @@
 #include "actors/mailbox.h"
 
 #define TTI_DRAIN_BUDGET 64
-#define TTI_MSG_STOP 0u
+#define TTI_MSG_STOP UINT32_MAX  /* reserved; zeroed messages are ordinary */
 
 typedef struct tti_actor tti_actor;
 

@@ -165,7 +165,6 @@ bool tti_future_try_complete(tt_future *f, tt_err rc, int detail, const char *re
     set_reason_s(f, reason);
     drop_deadline(f);
     publish(f);
-    if (f->on_cancel) f->on_cancel(f, f->hook_ctx);
     return true;
 }
 
@@ -187,7 +186,6 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg) {
         f->rc = TT_ETIMEDOUT;
         f->reason = tti_strdup("deadline passed");
         publish(f);
-        if (f->on_cancel) f->on_cancel(f, f->hook_ctx);
     }
     tti_future_release(f);           /* the timer's reference */
 }
@@ -238,7 +236,6 @@ bool tt_promise_complete(tt_promise *p, tt_err rc, int detail, const char *reaso
         f->val_dtor(f->val_ptr);     /* nobody will read it */
         f->val_ptr = NULL;
     }
-    if (f->on_release) f->on_release(f, f->hook_ctx);
     tti_future_release(f);           /* the producer's reference */
     return won;
 }

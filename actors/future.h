@@ -17,8 +17,6 @@
 
 struct event;
 
-typedef void (*tti_future_hook)(tt_future *f, void *ctx);
-
 struct tt_future {
     tti_cb cb;                        /* the continuation, posted to `strand` */
     atomic_uint state;                /* TTI_FS_* bits; waiters sleep on it */
@@ -35,10 +33,7 @@ struct tt_future {
     void *then_arg;
     tti_actor *strand;                /* referenced */
     _Atomic(struct event *) deadline; /* owned by whoever swaps it out */
-    tti_future_hook on_cancel;        /* run by a winning cancel/deadline */
-    tti_future_hook on_release;       /* run when the producer lets go */
-    void *hook_ctx;
-    struct tt_future *prev, *next;    /* free for the producer's bookkeeping */
+    struct tt_future *next;           /* free for the producer's bookkeeping */
 };
 
 /* A pending future with two references (caller and producer). Its

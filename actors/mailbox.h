@@ -28,7 +28,7 @@ void tti_mpsc_init(tti_mpsc *q);
  * (a hint only: the consumer may be mid-drain). */
 static inline bool tti_mpsc_push(tti_mpsc *q, tti_mpsc_node *n) {
     atomic_store_explicit(&n->next, NULL, memory_order_relaxed);
-    tti_mpsc_node *prev = atomic_exchange_explicit(&q->head, n, memory_order_acq_rel);
+    tti_mpsc_node *prev = atomic_exchange_explicit(&q->head, n, memory_order_seq_cst);
     atomic_store_explicit(&prev->next, n, memory_order_release);
     return prev == &q->stub;
 }
@@ -39,7 +39,7 @@ tti_mpsc_node *tti_mpsc_pop(tti_mpsc *q);
 /* Consumer only: true when nothing is queued or being queued. */
 static inline bool tti_mpsc_empty(tti_mpsc *q) {
     return q->tail == &q->stub &&
-           atomic_load_explicit(&q->head, memory_order_acquire) == &q->stub;
+           atomic_load_explicit(&q->head, memory_order_seq_cst) == &q->stub;
 }
 
 #endif

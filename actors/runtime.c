@@ -228,8 +228,11 @@ struct tt_actor {
     tti_actor *strand;
     tti_member member;
     uint32_t default_timeout_ms;
-    pthread_mutex_t lock;             /* guards the list of running calls */
-    tt_future *running;               /* calls whose work holds the promise */
+    /* Calls whose work kept the promise past its return (loop thread only).
+     * Each entry holds a reference; completed entries are swept lazily. */
+    tt_future *running;
+    size_t nrunning;
+    size_t sweep_at;
 };
 
 typedef struct call_msg {
@@ -239,15 +242,19 @@ typedef struct call_msg {
     tt_future *f;
 } call_msg;
 
-static void call_released(tt_future *f, void *ctx) {
-    tt_actor *a = ctx;
-    if (!a) return;
-    pthread_mutex_lock(&a->lock);
-    if (f->prev) f->prev->next = f->next;
-    else a->running = f->next;
-    if (f->next) f->next->prev = f->prev;
-    pthread_mutex_unlock(&a->lock);
-    tti_actor_release(&a->core);
+static void sweep_running(tt_actor *a) {
+    tt_future **pp = &a->running;
+    while (*pp) {
+        tt_future *f = *pp;
+        if (tt_future_done(f)) {
+            *pp = f->next;
+            a->nrunning--;
+            tti_future_release(f);
+        } else {
+            pp = &f->next;
+        }
+    }
+    a->sweep_at = a->nrunning * 2 > 64 ? a->nrunning * 2 : 64;
 }
 
 static void actor_handle(tti_actor *core, tti_msg *m) {
@@ -259,15 +266,16 @@ static void actor_handle(tti_actor *core, tti_msg *m) {
         (void)tt_promise_complete(p, TT_ECANCELED, 0, NULL);
         return;
     }
-    tti_actor_retain(core);
-    pthread_mutex_lock(&a->lock);
-    f->prev = NULL;
+    tti_future_retain(f);            /* f stays readable after the work */
+    cm->fn(p, cm->arg);              /* may complete p: don't touch cm after */
+    if (tt_future_done(f)) {
+        tti_future_release(f);
+        return;
+    }
+    /* The work kept the promise: remember it so a stop can fail it. */
     f->next = a->running;
-    if (a->running) a->running->prev = f;
     a->running = f;
-    f->hook_ctx = a;
-    pthread_mutex_unlock(&a->lock);
-    cm->fn(p, cm->arg);              /* may complete and free f: don't touch cm after */
+    if (++a->nrunning >= a->sweep_at) sweep_running(a);
 }
 
 static void actor_drop(tti_actor *core, tti_msg *m) {
@@ -280,22 +288,13 @@ static void actor_stopped(tti_actor *core) {
     tt_actor *a = TTI_CONTAINER_OF(core, tt_actor, core);
     /* Calls whose work still holds the promise complete now; their holders'
      * later tt_promise_complete() returns false. */
-    for (;;) {
-        tt_future *batch[32];
-        size_t n = 0;
-        pthread_mutex_lock(&a->lock);
-        for (tt_future *f = a->running; f && n < 32; f = f->next)
-            if (!tt_future_done(f)) {
-                tti_future_retain(f);
-                batch[n++] = f;
-            }
-        pthread_mutex_unlock(&a->lock);
-        if (n == 0) break;
-        for (size_t i = 0; i < n; i++) {
-            (void)tti_future_try_complete(batch[i], TT_ECLOSED, 0, "actor stopped");
-            tti_future_release(batch[i]);
-        }
+    while (a->running) {
+        tt_future *f = a->running;
+        a->running = f->next;
+        (void)tti_future_try_complete(f, TT_ECLOSED, 0, "actor stopped");
+        tti_future_release(f);
     }
+    a->nrunning = 0;
     /* Continuations queued so far run first; later ones use the fallback. */
     tti_actor_stop(a->strand);
 }
@@ -303,7 +302,6 @@ static void actor_stopped(tti_actor *core) {
 static void actor_destroy(tti_actor *core) {
     tt_actor *a = TTI_CONTAINER_OF(core, tt_actor, core);
     tti_actor_release(a->strand);
-    pthread_mutex_destroy(&a->lock);
     tti_free(a);
 }
 
@@ -331,7 +329,7 @@ tt_err tt_actor_new(tt_runtime *rt, tt_actor **out) {
         tti_free(a);
         return atomic_load(&rt->closing) ? TT_ECLOSED : TT_ENOMEM;
     }
-    pthread_mutex_init(&a->lock, NULL);
+    a->sweep_at = 64;
     a->default_timeout_ms = rt->default_timeout_ms;
     a->member.abort_io = actor_abort_io;
     tti_actor_init(&a->core, l, &actor_ops);
@@ -349,7 +347,6 @@ tt_future *tt_actor_call(tt_actor *a, tt_work_fn fn, void *arg, const tt_call_op
     if (!fn) return tti_future_failed(a->strand, TT_EINVAL, "no work function");
     tt_future *f = tti_future_new(a->strand, sizeof(call_msg));
     if (!f) return tti_future_enomem();
-    f->on_release = call_released;   /* hook_ctx is set once the work starts */
     uint32_t timeout = a->default_timeout_ms;
     if (opts && opts->size >= offsetof(tt_call_opts, timeout_ms) + sizeof(uint32_t) &&
         opts->timeout_ms)
