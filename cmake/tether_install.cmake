@@ -32,5 +32,8 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/tetherConfigVersion.cmake
 install(FILES ${PROJECT_BINARY_DIR}/tetherConfig.cmake ${PROJECT_BINARY_DIR}/tetherConfigVersion.cmake
   DESTINATION ${TT_CMAKE_DIR})
 
+# Relocatable: the prefix is found from the .pc file's own place.
+file(RELATIVE_PATH TT_PC_RELATIVE_PREFIX "/prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/prefix")
+string(REGEX REPLACE "/$" "" TT_PC_RELATIVE_PREFIX "${TT_PC_RELATIVE_PREFIX}")
 configure_file(cmake/tether.pc.in ${PROJECT_BINARY_DIR}/tether.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/tether.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -8,5 +8,6 @@
 #include <tether/log.h>
 #include <tether/future.h>
 #include <tether/runtime.h>
+#include <tether/codec.h>
 
 #endif /* TETHER_H */
