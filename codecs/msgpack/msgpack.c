@@ -291,7 +291,7 @@ static tt_err mp_value(mp_reader *r, int depth, json_t **out) {
     } else if (t <= 0x9f) {
         return mp_array(r, at, t & 0x0fu, depth, out);
     } else if (str_header(r, t, at, &u, &rc)) {
-        const char *s;
+        const char *s = NULL;
         if (rc != TT_OK || (rc = read_str_body(r, at, u, &s)) != TT_OK) return rc;
         v = json_stringn_nocheck(s, (size_t)u);
     } else {
