@@ -1,6 +1,7 @@
 /* Loops: see loop.h. */
 #include "actors/loop.h"
 
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <tether/err.h>
@@ -105,7 +106,16 @@ void tti_loop_stop_join(tti_loop *l) {
     l->has_thread = false;
 }
 
+struct evdns_base *tti_loop_dns(tti_loop *l) {
+    if (!l->dns)                     /* reads resolv.conf and /etc/hosts */
+        l->dns = evdns_base_new(l->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+                                             EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    return l->dns;
+}
+
 void tti_loop_fini(tti_loop *l) {
+    if (l->dns) evdns_base_free(l->dns, 1);
+    l->dns = NULL;
     if (l->wake_ev) event_free(l->wake_ev);
     l->wake_ev = NULL;
     if (l->owns_base && l->base) event_base_free(l->base);

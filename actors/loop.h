@@ -12,6 +12,7 @@
 
 struct event_base;
 struct event;
+struct evdns_base;
 typedef struct tt_runtime tti_runtime;
 
 typedef struct tti_loop {
@@ -19,6 +20,7 @@ typedef struct tti_loop {
     _Alignas(64) atomic_bool wake_pending;
     struct event_base *base;
     struct event *wake_ev;            /* runs the ready queue; also a zero timer to yield */
+    struct evdns_base *dns;           /* resolver, made on first use (loop thread) */
     tti_runtime *rt;
     pthread_t thread;
     bool has_thread;
@@ -38,6 +40,9 @@ int tti_loop_start(tti_loop *l);
 void tti_loop_stop_join(tti_loop *l);
 /* Release the loop's events and, if it made it, its base. */
 void tti_loop_fini(tti_loop *l);
+
+/* The loop's DNS resolver, made on first use. Loop thread only. */
+struct evdns_base *tti_loop_dns(tti_loop *l);
 
 /* Make sure the loop runs its ready queue soon. Any thread. */
 void tti_loop_wake(tti_loop *l);

@@ -1,0 +1,1082 @@
+/* The MQTT session actor: see session.h. Everything here runs on the
+ * client's loop thread unless a comment says otherwise. */
+#include "actors/session/session.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "actors/core/alloc.h"
+#include "actors/core/log.h"
+#include "actors/pool.h"
+#include "codecs/mqtt/mqtt_codec.h"
+
+enum { ST_IDLE = 0, ST_CONNECTING, ST_WAIT_CONNACK, ST_UP, ST_BACKOFF, ST_DEAD };
+
+void tti_session_dispatch(tt_client *c, tti_msg *m);
+void tti_session_drop(tt_client *c, tti_msg *m);
+void tti_session_stopped(tt_client *c);
+void tti_msg_release_all(tt_client *c);
+
+static void lost(tt_client *c, tt_err err, int detail, const char *reason);
+static void pump(tt_client *c);
+
+static uint64_t mono_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+static uint64_t mono_ms(void) { return mono_us() / 1000u; }
+
+/* ---- Packet ids: 256 lazily allocated pages of 256 slots ------------------ */
+
+static void **id_slot(tt_client *c, uint16_t id, bool make) {
+    void **page = c->ids[id >> 8];
+    if (!page) {
+        if (!make) return NULL;
+        page = tti_calloc(256, sizeof(void *));
+        if (!page) return NULL;
+        c->ids[id >> 8] = page;
+    }
+    return &page[id & 0xff];
+}
+
+static void *id_get(tt_client *c, uint16_t id) {
+    void **s = id_slot(c, id, false);
+    return s ? *s : NULL;
+}
+
+static void id_put(tt_client *c, uint16_t id, void *v) {
+    void **s = id_slot(c, id, v != NULL);
+    if (s) *s = v;
+}
+
+/* A free packet id, or 0 when all 65535 are taken. */
+static uint16_t id_alloc(tt_client *c, void *v) {
+    for (uint32_t tries = 0; tries < 65535u; tries++) {
+        uint16_t id = ++c->next_pid;
+        if (id == 0) id = c->next_pid = 1;
+        void **s = id_slot(c, id, true);
+        if (!s) return 0;
+        if (!*s) {
+            *s = v;
+            return id;
+        }
+    }
+    return 0;
+}
+
+/* ---- Events and completion ------------------------------------------------ */
+
+typedef struct ev_cb {
+    tti_cb cb;
+    tt_client *c;
+    tt_client_event ev;
+    char reason[160];
+} ev_cb;
+
+static void run_event(tti_cb *cb) {
+    ev_cb *e = TTI_CONTAINER_OF(cb, ev_cb, cb);
+    tt_client *c = e->c;
+    e->ev.reason = e->reason;
+    if (c->on_event) c->on_event(c, &e->ev, c->on_event_arg);
+    tti_actor_release(&c->actor);
+    tti_free(e);
+}
+
+static void emit(tt_client *c, tt_client_event_kind kind, tt_err err, int detail,
+                 const char *reason, bool sp, uint32_t retry_ms) {
+    if (!c->on_event) return;
+    ev_cb *e = tti_calloc(1, sizeof *e);
+    if (!e) return;
+    e->cb.run = run_event;
+    e->c = c;
+    e->ev.kind = kind;
+    e->ev.err = err;
+    e->ev.detail = detail;
+    e->ev.session_present = sp;
+    e->ev.retry_in_ms = retry_ms;
+    e->ev.attempt = c->attempt;
+    snprintf(e->reason, sizeof e->reason, "%s", reason ? reason : "");
+    tti_actor_retain(&c->actor);
+    tti_strand_post(c->strand, &e->cb);
+}
+
+static void finish(tti_req *r, tt_err rc, int detail, const char *reason) {
+    (void)tt_promise_complete(tti_future_promise(r->f), rc, detail, reason ? "%s" : NULL, reason);
+}
+
+/* ---- Writing --------------------------------------------------------------- */
+
+static void out_bytes(tt_client *c, const void *p, size_t n) {
+    evbuffer_add(tti_transport_out(c->tr), p, n);
+    c->last_tx_ms = mono_ms();
+}
+
+static void send_simple(tt_client *c, uint8_t type, uint16_t pid, uint8_t reason) {
+    uint8_t b[5];
+    size_t n;
+    b[0] = (uint8_t)(type << 4) | (type == TTI_MQTT_PUBREL ? 0x02 : 0);
+    b[2] = (uint8_t)(pid >> 8);
+    b[3] = (uint8_t)pid;
+    if (c->version == TTI_MQTT_V5 && reason != 0) {
+        b[1] = 3;
+        b[4] = reason;
+        n = 5;
+    } else {
+        b[1] = 2;
+        n = 4;
+    }
+    out_bytes(c, b, n);
+}
+
+static void write_pub(tt_client *c, tti_pubreq *p, bool dup) {
+    if (p->qos > 0) {
+        p->data[p->pid_off] = (uint8_t)(p->pid >> 8);
+        p->data[p->pid_off + 1] = (uint8_t)p->pid;
+        if (dup) p->data[0] |= 0x08;
+    }
+    out_bytes(c, p->data, p->len);
+}
+
+/* ---- Outbound publishes ----------------------------------------------------- */
+
+static void q_push(tt_client *c, tti_pubreq *p) {
+    p->r.next = NULL;
+    if (c->q_tail) c->q_tail->r.next = &p->r;
+    else c->q_head = p;
+    c->q_tail = p;
+    c->q_bytes += p->len;
+}
+
+static tti_pubreq *q_pop(tt_client *c) {
+    tti_pubreq *p = c->q_head;
+    if (!p) return NULL;
+    c->q_head = (tti_pubreq *)(void *)p->r.next;
+    if (!c->q_head) c->q_tail = NULL;
+    c->q_bytes -= p->len;
+    return p;
+}
+
+static void fl_link(tt_client *c, tti_pubreq *p) {
+    p->r.next = NULL;
+    p->r.prev = (tti_req *)(void *)c->fl_tail;
+    if (c->fl_tail) c->fl_tail->r.next = &p->r;
+    else c->fl_head = p;
+    c->fl_tail = p;
+}
+
+static void fl_unlink(tt_client *c, tti_pubreq *p) {
+    tti_pubreq *prev = (tti_pubreq *)(void *)p->r.prev, *next = (tti_pubreq *)(void *)p->r.next;
+    if (prev) prev->r.next = (tti_req *)(void *)next;
+    else c->fl_head = next;
+    if (next) next->r.prev = (tti_req *)(void *)prev;
+    else c->fl_tail = prev;
+}
+
+/* Send queued publishes while connected, the window allows and the socket
+ * keeps up. */
+static void pump(tt_client *c) {
+    if (c->state != ST_UP) return;
+    while (c->q_head) {
+        tti_pubreq *p = c->q_head;
+        if (p->qos > 0 && c->inflight >= c->window) break;
+        if (tti_transport_congested(c->tr)) break;
+        (void)q_pop(c);
+        if (p->len > c->server_max_packet) {
+            char why[120];
+            snprintf(why, sizeof why, "packet of %u bytes exceeds the broker's maximum of %u",
+                     p->len, c->server_max_packet);
+            finish(&p->r, TT_EINVAL, TTI_MQTT_RC_PACKET_TOO_LARGE, why);
+            continue;
+        }
+        if (!tti_promise_commit(tti_future_promise(p->r.f))) {
+            /* cancelled or timed out while queued: never sent */
+            (void)tt_promise_complete(tti_future_promise(p->r.f), TT_ECANCELED, 0, NULL);
+            continue;
+        }
+        if (p->qos == 0) {
+            write_pub(c, p, false);
+            finish(&p->r, TT_OK, 0, NULL);
+            continue;
+        }
+        p->pid = id_alloc(c, p);
+        if (!p->pid) {               /* cannot happen below a 65535 window */
+            finish(&p->r, TT_EAGAIN, 0, "no free packet identifier");
+            continue;
+        }
+        p->state = TTI_PUB_SENT;
+        c->inflight++;
+        fl_link(c, p);
+        write_pub(c, p, false);
+    }
+    tti_transport_flush(c->tr);
+}
+
+static void pub_done(tt_client *c, tti_pubreq *p, tt_err rc, int detail, const char *why) {
+    id_put(c, p->pid, NULL);
+    fl_unlink(c, p);
+    c->inflight--;
+    finish(&p->r, rc, detail, why);
+}
+
+/* ---- Subscriptions ------------------------------------------------------------ */
+
+static tti_subent *sub_find(tt_client *c, const char *filter, size_t len) {
+    for (tti_subent *s = c->subs; s; s = s->next)
+        if (s->filter_len == len && memcmp(s->filter, filter, len) == 0) return s;
+    return NULL;
+}
+
+static void sub_set(tt_client *c, const tti_subent *e) {
+    tti_subent *s = sub_find(c, e->filter, e->filter_len);
+    if (!s) {
+        s = tti_calloc(1, sizeof *s);
+        if (!s) return;
+        s->filter = tti_strndup(e->filter, e->filter_len);
+        if (!s->filter) {
+            tti_free(s);
+            return;
+        }
+        s->filter_len = e->filter_len;
+        s->next = c->subs;
+        c->subs = s;
+    }
+    s->qos = e->qos;
+    s->no_local = e->no_local;
+    s->rap = e->rap;
+    s->rh = e->rh;
+    s->handler = e->handler;
+    s->arg = e->arg;
+}
+
+static void sub_remove(tt_client *c, const char *filter, size_t len) {
+    for (tti_subent **pp = &c->subs; *pp; pp = &(*pp)->next) {
+        tti_subent *s = *pp;
+        if (s->filter_len == len && memcmp(s->filter, filter, len) == 0) {
+            *pp = s->next;
+            tti_free(s->filter);
+            tti_free(s);
+            return;
+        }
+    }
+}
+
+/* MQTT topic matching (section 4.7), with "$share/group/" stripped. */
+static bool topic_matches(const char *f, size_t fl, const char *t, size_t tl) {
+    if (fl > 7 && memcmp(f, "$share/", 7) == 0) {
+        const char *slash = memchr(f + 7, '/', fl - 7);
+        if (!slash) return false;
+        fl -= (size_t)(slash + 1 - f);
+        f = slash + 1;
+    }
+    if (tl > 0 && t[0] == '$' && fl > 0 && (f[0] == '+' || f[0] == '#')) return false;
+    size_t i = 0, j = 0;
+    while (i < fl) {
+        if (f[i] == '#') return true;
+        if (f[i] == '+') {
+            while (j < tl && t[j] != '/') j++;
+            i++;
+        } else {
+            size_t fs = i;
+            while (i < fl && f[i] != '/') i++;
+            size_t ts = j;
+            while (j < tl && t[j] != '/') j++;
+            if (i - fs != j - ts || memcmp(f + fs, t + ts, i - fs) != 0) return false;
+        }
+        if (i == fl) return j == tl;
+        /* f[i] == '/' */
+        if (j == tl) return i + 2 == fl && f[i + 1] == '#';   /* "a/#" matches "a" */
+        i++;
+        j++;
+    }
+    return j == tl;
+}
+
+static int encode_subscribe(tt_client *c, tti_subreq *s, uint8_t *out, size_t cap) {
+    tti_mqtt_sub subs[64];
+    tti_mqtt_sub *arr = s->n <= 64 ? subs : tti_calloc(s->n, sizeof *arr);
+    if (!arr) return TT_ENOMEM;
+    bool unsub = s->r.msg.type == TTI_REQ_UNSUBSCRIBE;
+    for (size_t i = 0; i < s->n; i++) {
+        arr[i] = (tti_mqtt_sub){ .filter = { s->ents[i].filter, s->ents[i].filter_len },
+                                 .qos = (uint8_t)s->ents[i].qos,
+                                 .no_local = s->ents[i].no_local,
+                                 .retain_as_published = s->ents[i].rap,
+                                 .retain_handling = s->ents[i].rh };
+    }
+    tti_mqtt_pkt pkt;
+    memset(&pkt, 0, sizeof pkt);
+    pkt.type = unsub ? TTI_MQTT_UNSUBSCRIBE : TTI_MQTT_SUBSCRIBE;
+    pkt.packet_id = s->pid;
+    pkt.u.subscribe.subs = arr;
+    pkt.u.subscribe.count = s->n;
+    const char *why = NULL;
+    int n = out ? tti_mqtt_encode(&pkt, c->version, out, cap, &why)
+                : tti_mqtt_encoded_len(&pkt, c->version, &why);
+    if (arr != subs) tti_free(arr);
+    return n;
+}
+
+static void send_subreq(tt_client *c, tti_subreq *s) {
+    s->pid = id_alloc(c, s);
+    if (!s->pid) {
+        finish(&s->r, TT_EAGAIN, 0, "no free packet identifier");
+        return;
+    }
+    int len = encode_subscribe(c, s, NULL, 0);
+    uint8_t small[512];
+    uint8_t *buf = len > 0 && (size_t)len <= sizeof small ? small : tti_malloc(len > 0 ? (size_t)len : 1);
+    if (len <= 0 || !buf || encode_subscribe(c, s, buf, (size_t)len) != len) {
+        id_put(c, s->pid, NULL);
+        if (buf && buf != small) tti_free(buf);
+        finish(&s->r, TT_EINVAL, 0, "cannot encode the subscription");
+        return;
+    }
+    s->sent = true;
+    out_bytes(c, buf, (size_t)len);
+    if (buf != small) tti_free(buf);
+}
+
+static void ctl_push(tt_client *c, tti_subreq *s) {
+    s->r.next = NULL;
+    if (c->ctl_tail) c->ctl_tail->r.next = &s->r;
+    else c->ctl_head = s;
+    c->ctl_tail = s;
+}
+
+/* After CONNACK: resubscribe (unless the broker kept our session), resend
+ * unacknowledged publishes with DUP, then queued requests. */
+static void resume(tt_client *c, bool session_present) {
+    if (c->subs && !(session_present && c->persistent)) {
+        size_t n = 0;
+        for (tti_subent *s = c->subs; s; s = s->next) n++;
+        size_t strbytes = 0;
+        for (tti_subent *s = c->subs; s; s = s->next) strbytes += s->filter_len + 1;
+        /* An internal SUBSCRIBE whose future nobody waits on. */
+        tt_future *f = tti_future_new(NULL, sizeof(tti_subreq) + strbytes + n * sizeof(tti_subent) + n + 16);
+        if (f) {
+            tti_subreq *s = tti_future_extra(f);
+            memset(s, 0, sizeof *s);
+            s->r.msg.type = TTI_REQ_SUBSCRIBE;
+            s->r.f = f;
+            s->n = n;
+            char *sp = s->strbuf;
+            s->ents = (tti_subent *)(void *)(((uintptr_t)(sp + strbytes) + 7u) & ~(uintptr_t)7u);
+            s->codes = (uint8_t *)(s->ents + n);
+            size_t i = 0;
+            for (tti_subent *e = c->subs; e; e = e->next, i++) {
+                memcpy(sp, e->filter, e->filter_len + 1);
+                s->ents[i] = *e;
+                s->ents[i].filter = sp;
+                s->ents[i].next = NULL;
+                sp += e->filter_len + 1;
+            }
+            tt_future_free(f);                   /* no caller: only the producer's reference */
+            send_subreq(c, s);
+        }
+    }
+    /* Resend in the order first sent. */
+    for (tti_pubreq *p = c->fl_head; p; p = (tti_pubreq *)(void *)p->r.next) {
+        if (p->state == TTI_PUB_RELEASING) send_simple(c, TTI_MQTT_PUBREL, p->pid, 0);
+        else write_pub(c, p, true);
+    }
+    while (c->ctl_head) {
+        tti_subreq *s = c->ctl_head;
+        c->ctl_head = (tti_subreq *)(void *)s->r.next;
+        if (!c->ctl_head) c->ctl_tail = NULL;
+        send_subreq(c, s);
+    }
+    pump(c);
+}
+
+/* ---- Incoming ---------------------------------------------------------------- */
+
+static void run_msg(tti_cb *cb);
+
+static void deliver(tt_client *c, const tti_mqtt_pkt *pkt, tti_mqtt_str topic) {
+    size_t nh = 0;
+    for (tti_subent *s = c->subs; s; s = s->next)
+        if (s->handler && topic_matches(s->filter, s->filter_len, topic.ptr, topic.len)) nh++;
+    size_t plen = c->version == TTI_MQTT_V5 ? pkt->props.raw.len : 0;
+    size_t hbytes = (nh ? nh : 1) * sizeof(*((tt_msg *)0)->handlers);
+    size_t need = sizeof(tt_msg) + topic.len + 1 + pkt->u.publish.payload.len + plen + hbytes + 8;
+    tt_msg *m = tti_malloc(need);
+    if (!m) {
+        TTI_LOG(ERROR, "session", "no memory for an incoming message of %zu bytes", need);
+        return;
+    }
+    memset(m, 0, sizeof *m);
+    m->cb.run = run_msg;
+    atomic_init(&m->refs, 1);
+    m->c = c;
+    m->version = c->version;
+    m->qos = pkt->u.publish.qos;
+    m->retain = pkt->u.publish.retain;
+    m->dup = pkt->u.publish.dup;
+    uint8_t *p = m->buf;
+    memcpy(p, topic.ptr, topic.len);
+    p[topic.len] = 0;
+    m->topic = (const char *)p;
+    m->topic_len = topic.len;
+    p += topic.len + 1;
+    if (pkt->u.publish.payload.len) memcpy(p, pkt->u.publish.payload.ptr, pkt->u.publish.payload.len);
+    m->payload = p;
+    m->payload_len = pkt->u.publish.payload.len;
+    p += m->payload_len;
+    if (plen) {
+        memcpy(p, pkt->props.raw.ptr, plen);
+        m->props = p;
+        m->props_len = plen;
+        /* Keep the decoded properties, their views moved onto our copy. */
+        m->pp = pkt->props;
+        ptrdiff_t d = p - pkt->props.raw.ptr;
+#define REBASE_(f) if (m->pp.f.ptr) m->pp.f.ptr = (const void *)((const uint8_t *)m->pp.f.ptr + d)
+        REBASE_(content_type);
+        REBASE_(response_topic);
+        REBASE_(correlation_data);
+        REBASE_(raw);
+#undef REBASE_
+        m->pp.user_props = NULL;
+        m->pp.sub_ids = NULL;
+        p += plen;
+        if (pkt->props.present & TTI_MQTT_PBIT(TTI_MQTT_PROP_MESSAGE_EXPIRY)) {
+            m->has_expiry = true;
+            m->expiry = pkt->props.message_expiry;
+        }
+        m->utf8 = (pkt->props.present & TTI_MQTT_PBIT(TTI_MQTT_PROP_PAYLOAD_FORMAT)) &&
+                  pkt->props.payload_format == 1;
+    }
+    m->handlers = (void *)(((uintptr_t)p + 7u) & ~(uintptr_t)7u);
+    size_t i = 0;
+    for (tti_subent *s = c->subs; s; s = s->next)
+        if (s->handler && topic_matches(s->filter, s->filter_len, topic.ptr, topic.len)) {
+            m->handlers[i].fn = s->handler;
+            m->handlers[i].arg = s->arg;
+            i++;
+        }
+    m->nhandlers = i;
+    tti_actor_retain(&c->actor);     /* the message keeps its client alive */
+    if (c->pull) {
+        pthread_mutex_lock(&c->pull_lock);
+        m->pull_next = NULL;
+        if (c->pull_tail) c->pull_tail->pull_next = m;
+        else c->pull_head = m;
+        c->pull_tail = m;
+        pthread_cond_signal(&c->pull_cond);
+        pthread_mutex_unlock(&c->pull_lock);
+        return;
+    }
+    tti_strand_post(c->strand, &m->cb);
+}
+
+static void run_msg(tti_cb *cb) {
+    tt_msg *m = TTI_CONTAINER_OF(cb, tt_msg, cb);
+    tt_client *c = m->c;
+    if (!atomic_load_explicit(&c->closing, memory_order_acquire)) {
+        if (m->nhandlers == 0) {
+            if (c->on_message) c->on_message(c, m, c->on_message_arg);
+        } else {
+            for (size_t i = 0; i < m->nhandlers; i++) m->handlers[i].fn(c, m, m->handlers[i].arg);
+        }
+    }
+    tt_msg_unref(m);
+}
+
+tt_msg *tt_msg_ref(const tt_msg *m) {
+    tt_msg *mm = (tt_msg *)m;
+    atomic_fetch_add_explicit(&mm->refs, 1, memory_order_relaxed);
+    return mm;
+}
+
+void tt_msg_unref(tt_msg *m) {
+    if (!m || atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1) return;
+    tt_client *c = m->c;
+    tti_free(m);
+    tti_actor_release(&c->actor);
+}
+
+static bool qos2_seen(tt_client *c, uint16_t id) {
+    return c->qos2_rx && (c->qos2_rx[id >> 3] & (1u << (id & 7)));
+}
+static void qos2_mark(tt_client *c, uint16_t id, bool on) {
+    if (!c->qos2_rx) {
+        if (!on) return;
+        c->qos2_rx = tti_calloc(8192, 1);
+        if (!c->qos2_rx) return;
+    }
+    if (on) c->qos2_rx[id >> 3] |= (uint8_t)(1u << (id & 7));
+    else c->qos2_rx[id >> 3] &= (uint8_t)~(1u << (id & 7));
+}
+
+static void on_publish(tt_client *c, const tti_mqtt_pkt *pkt) {
+    tti_mqtt_str topic = pkt->u.publish.topic;
+    if (c->version == TTI_MQTT_V5 && (pkt->props.present & TTI_MQTT_PBIT(TTI_MQTT_PROP_TOPIC_ALIAS))) {
+        uint16_t a = pkt->props.topic_alias;
+        if (a == 0 || a > c->in_alias_max) {
+            lost(c, TT_EPROTO, TTI_MQTT_RC_TOPIC_ALIAS_INVALID, "topic alias out of range");
+            return;
+        }
+        if (topic.len) {
+            char *t = tti_strndup(topic.ptr, topic.len);
+            if (!t) return;
+            tti_free(c->in_alias[a - 1]);
+            c->in_alias[a - 1] = t;
+        } else if (c->in_alias[a - 1]) {
+            topic.ptr = c->in_alias[a - 1];
+            topic.len = strlen(topic.ptr);
+        } else {
+            lost(c, TT_EPROTO, TTI_MQTT_RC_PROTOCOL_ERROR, "unknown topic alias");
+            return;
+        }
+    }
+    switch (pkt->u.publish.qos) {
+    case 0:
+        deliver(c, pkt, topic);
+        break;
+    case 1:
+        deliver(c, pkt, topic);
+        send_simple(c, TTI_MQTT_PUBACK, pkt->packet_id, 0);
+        break;
+    default:
+        if (!qos2_seen(c, pkt->packet_id)) {   /* exactly once: a DUP is not delivered again */
+            deliver(c, pkt, topic);
+            qos2_mark(c, pkt->packet_id, true);
+        }
+        send_simple(c, TTI_MQTT_PUBREC, pkt->packet_id, 0);
+        break;
+    }
+}
+
+static const char *reason_text(const tti_mqtt_pkt *pkt, char *buf, size_t n) {
+    if (pkt->props.present & TTI_MQTT_PBIT(TTI_MQTT_PROP_REASON_STRING))
+        snprintf(buf, n, "%s (0x%02x): %.*s", tti_mqtt_reason_str(pkt->reason), pkt->reason,
+                 (int)pkt->props.reason_string.len, pkt->props.reason_string.ptr);
+    else
+        snprintf(buf, n, "%s (0x%02x)", tti_mqtt_reason_str(pkt->reason), pkt->reason);
+    return buf;
+}
+
+static void on_connack(tt_client *c, const tti_mqtt_pkt *pkt) {
+    if (c->state != ST_WAIT_CONNACK) {
+        lost(c, TT_EPROTO, 0, "CONNACK out of turn");
+        return;
+    }
+    char why[200];
+    if (pkt->reason != 0) {
+        tt_err e;
+        int rc = pkt->reason;
+        if (c->version == TTI_MQTT_V5) {
+            e = (rc == TTI_MQTT_RC_BAD_USERNAME_PASSWORD || rc == TTI_MQTT_RC_NOT_AUTHORIZED) ? TT_EAUTH
+                                                                                            : TT_EREFUSED;
+            reason_text(pkt, why, sizeof why);
+        } else {
+            e = (rc == TTI_MQTT_CONNACK_BAD_USERNAME_PASSWORD || rc == TTI_MQTT_CONNACK_NOT_AUTHORIZED)
+                    ? TT_EAUTH
+                    : TT_EREFUSED;
+            snprintf(why, sizeof why, "connection refused: %s (%d)", tti_mqtt_connack_rc_str((uint8_t)rc), rc);
+        }
+        /* A refusal is final for the call that asked; no retry loop on bad credentials. */
+        if (c->connect_f) c->want_up = false;
+        lost(c, e, rc, why);
+        return;
+    }
+    bool sp = pkt->u.connack.session_present;
+    c->state = ST_UP;
+    c->up_since_ms = mono_ms();
+    c->last_rx_ms = c->last_tx_ms = c->up_since_ms;
+    c->ping_out = false;
+    c->window = c->max_inflight;
+    c->server_max_packet = TTI_MQTT_MAX_PACKET;
+    if (c->version == TTI_MQTT_V5) {
+        const tti_mqtt_props *pr = &pkt->props;
+        if ((pr->present & TTI_MQTT_PBIT(TTI_MQTT_PROP_RECEIVE_MAX)) && pr->receive_max < c->window)
+            c->window = pr->receive_max;
+        if (pr->present & TTI_MQTT_PBIT(TTI_MQTT_PROP_MAX_PACKET_SIZE))
+            c->server_max_packet = pr->max_packet_size;
+        if (pr->present & TTI_MQTT_PBIT(TTI_MQTT_PROP_SERVER_KEEP_ALIVE))
+            c->keepalive = pr->server_keep_alive;
+    }
+    tti_timer_cancel(c->conn_timer);
+    if (c->keepalive) tti_timer_arm(c->ka_timer, c->keepalive * 1000u / 8u);
+    TTI_LOG(DEBUG, "session", "%s: connected (session present %d)", c->client_id, sp);
+    emit(c, TT_EV_CONNECTED, TT_OK, 0, NULL, sp, 0);
+    if (c->connect_f) {
+        tt_future *f = c->connect_f;
+        c->connect_f = NULL;
+        tt_promise_set_value(tti_future_promise(f), NULL, NULL, sp ? 1 : 0);
+        (void)tt_promise_complete(tti_future_promise(f), TT_OK, 0, NULL);
+    }
+    resume(c, sp);
+}
+
+static void on_ack(tt_client *c, const tti_mqtt_pkt *pkt) {
+    void *v = id_get(c, pkt->packet_id);
+    char why[200];
+    switch (pkt->type) {
+    case TTI_MQTT_PUBACK:
+    case TTI_MQTT_PUBREC:
+    case TTI_MQTT_PUBCOMP: {
+        tti_pubreq *p = v;
+        if (!p || p->r.msg.type != TTI_REQ_PUBLISH) {
+            if (pkt->type == TTI_MQTT_PUBREC)     /* answer so the broker can finish */
+                send_simple(c, TTI_MQTT_PUBREL, pkt->packet_id, TTI_MQTT_RC_PACKET_ID_NOT_FOUND);
+            TTI_LOG(WARN, "session", "%s: %s for unknown packet id %u", c->client_id,
+                    tti_mqtt_type_str(pkt->type), pkt->packet_id);
+            return;
+        }
+        if (pkt->type == TTI_MQTT_PUBREC && p->qos == 2 && p->state == TTI_PUB_SENT) {
+            if (pkt->reason >= 0x80) {
+                pub_done(c, p, TT_EREFUSED, pkt->reason, reason_text(pkt, why, sizeof why));
+            } else {
+                p->state = TTI_PUB_RELEASING;
+                send_simple(c, TTI_MQTT_PUBREL, pkt->packet_id, 0);
+            }
+        } else if (pkt->type == TTI_MQTT_PUBREC) {
+            send_simple(c, TTI_MQTT_PUBREL, pkt->packet_id, 0);   /* a repeated PUBREC */
+        } else if ((pkt->type == TTI_MQTT_PUBACK && p->qos == 1) ||
+                   (pkt->type == TTI_MQTT_PUBCOMP && p->qos == 2)) {
+            if (pkt->reason >= 0x80) pub_done(c, p, TT_EREFUSED, pkt->reason, reason_text(pkt, why, sizeof why));
+            else pub_done(c, p, TT_OK, 0, NULL);
+        } else {
+            lost(c, TT_EPROTO, 0, "acknowledgement of the wrong kind for a publish");
+            return;
+        }
+        pump(c);
+        return;
+    }
+    case TTI_MQTT_SUBACK:
+    case TTI_MQTT_UNSUBACK: {
+        tti_subreq *s = v;
+        uint32_t want = pkt->type == TTI_MQTT_SUBACK ? TTI_REQ_SUBSCRIBE : TTI_REQ_UNSUBSCRIBE;
+        if (!s || s->r.msg.type != want) {
+            TTI_LOG(WARN, "session", "%s: %s for unknown packet id %u", c->client_id,
+                    tti_mqtt_type_str(pkt->type), pkt->packet_id);
+            return;
+        }
+        id_put(c, pkt->packet_id, NULL);
+        size_t n = pkt->u.suback.count;
+        if (pkt->type == TTI_MQTT_SUBACK && n != s->n) {
+            lost(c, TT_EPROTO, 0, "SUBACK with the wrong number of codes");
+            return;
+        }
+        size_t refused = 0;
+        uint8_t first_bad = 0;
+        for (size_t i = 0; i < s->n; i++) {
+            s->codes[i] = i < n ? pkt->u.suback.codes[i] : 0;
+            if (s->codes[i] >= 0x80) {
+                if (!refused++) first_bad = s->codes[i];
+                if (want == TTI_REQ_SUBSCRIBE) sub_remove(c, s->ents[i].filter, s->ents[i].filter_len);
+            }
+        }
+        tt_promise_set_value(tti_future_promise(s->r.f), s->codes, NULL, (int64_t)s->n);
+        if (s->n && refused == s->n) {
+            snprintf(why, sizeof why, "%s refused: %s (0x%02x)",
+                     want == TTI_REQ_SUBSCRIBE ? "subscription" : "unsubscription",
+                     tti_mqtt_reason_str(first_bad), first_bad);
+            finish(&s->r, TT_EREFUSED, first_bad, why);
+        } else {
+            finish(&s->r, TT_OK, 0, NULL);
+        }
+        return;
+    }
+    default:
+        return;
+    }
+}
+
+static void on_packet(tt_client *c, const tti_mqtt_pkt *pkt) {
+    switch (pkt->type) {
+    case TTI_MQTT_CONNACK: on_connack(c, pkt); return;
+    case TTI_MQTT_PUBLISH:
+        if (c->state != ST_UP) break;
+        on_publish(c, pkt);
+        return;
+    case TTI_MQTT_PUBACK:
+    case TTI_MQTT_PUBREC:
+    case TTI_MQTT_PUBCOMP:
+    case TTI_MQTT_SUBACK:
+    case TTI_MQTT_UNSUBACK:
+        if (c->state != ST_UP) break;
+        on_ack(c, pkt);
+        return;
+    case TTI_MQTT_PUBREL:
+        if (c->state != ST_UP) break;
+        qos2_mark(c, pkt->packet_id, false);
+        send_simple(c, TTI_MQTT_PUBCOMP, pkt->packet_id, 0);
+        return;
+    case TTI_MQTT_PINGRESP:
+        c->ping_out = false;
+        if (c->ping_head) {
+            tti_req *r = c->ping_head;
+            c->ping_head = r->next;
+            if (!c->ping_head) c->ping_tail = NULL;
+            tt_promise_set_value(tti_future_promise(r->f), NULL, NULL,
+                                 (int64_t)(mono_us() - c->ping_sent_us));
+            finish(r, TT_OK, 0, NULL);
+        }
+        return;
+    case TTI_MQTT_DISCONNECT: {
+        char why[200];
+        lost(c, TT_ECONNRESET, pkt->reason, reason_text(pkt, why, sizeof why));
+        return;
+    }
+    default:
+        break;
+    }
+    char why[80];
+    snprintf(why, sizeof why, "unexpected %s from the broker", tti_mqtt_type_str(pkt->type));
+    lost(c, TT_EPROTO, 0, why);
+}
+
+static void tr_read(void *ctx, struct evbuffer *in) {
+    tt_client *c = ctx;
+    c->last_rx_ms = mono_ms();
+    /* Every complete packet in the buffer, one wake-up. */
+    for (;;) {
+        size_t have = evbuffer_get_length(in);
+        if (have < 2) break;
+        uint8_t hdr[TTI_MQTT_MAX_FIXED_HDR];
+        size_t hn = have < sizeof hdr ? have : sizeof hdr;
+        evbuffer_copyout(in, hdr, hn);
+        tti_mqtt_fixed fx;
+        const char *why = NULL;
+        int r = tti_mqtt_decode_fixed(hdr, hn, c->version, c->max_packet, &fx, &why);
+        if (r < 0) {
+            lost(c, TT_EPROTO, TTI_MQTT_RC_MALFORMED_PACKET, why ? why : "malformed packet");
+            return;
+        }
+        if (r == 0 || have < fx.total) break;
+        const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)fx.total);
+        tti_mqtt_pkt pkt;
+        r = tti_mqtt_decode(p, fx.total, c->version, c->max_packet, &pkt, &why);
+        if (r <= 0) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "malformed %s from the broker: %s", tti_mqtt_type_str(fx.type),
+                     why ? why : "?");
+            lost(c, TT_EPROTO, TTI_MQTT_RC_MALFORMED_PACKET, msg);
+            return;
+        }
+        on_packet(c, &pkt);
+        if (!c->tr) return;          /* the connection was dropped: `in` is gone */
+        evbuffer_drain(in, fx.total);
+    }
+    if (c->tr) tti_transport_flush(c->tr);
+}
+
+/* ---- Connection life --------------------------------------------------------- */
+
+static void tr_connected(void *ctx) {
+    tt_client *c = ctx;
+    c->state = ST_WAIT_CONNACK;
+    out_bytes(c, c->connect_pkt, c->connect_len);
+    tti_transport_flush(c->tr);
+}
+
+static void tr_drained(void *ctx) { pump((tt_client *)ctx); }
+
+static void tr_error(void *ctx, tt_err err, int detail, const char *reason) {
+    lost((tt_client *)ctx, err, detail, reason);
+}
+
+static const tti_transport_cbs tr_cbs = { tr_connected, tr_read, tr_drained, tr_error };
+
+static void start_connect(tt_client *c) {
+    tti_transport_opts o;
+    memset(&o, 0, sizeof o);
+    o.host = c->host;
+    o.port = c->port;
+    o.source_addr = c->source_addr;
+    o.dns = tti_loop_dns(c->actor.loop);
+    o.tls = c->tls;
+    o.tls_opts = &c->tls_opts;
+    c->state = ST_CONNECTING;
+    tti_timer_arm(c->conn_timer, c->connect_timeout_ms);
+    tt_err rc = tti_transport_connect(c->actor.loop->base, &o, &tr_cbs, c, &c->tr);
+    if (rc != TT_OK) {
+        c->tr = NULL;
+        lost(c, rc, 0, rc == TT_ENOTSUP ? "TLS transport not built yet" : "cannot start the connection");
+    }
+}
+
+static void fail_queue(tt_client *c, tt_err err, const char *why) {
+    tti_pubreq *p;
+    while ((p = q_pop(c)) != NULL) finish(&p->r, err, 0, why);
+    while (c->fl_head) pub_done(c, c->fl_head, err, 0, why);
+    while (c->ctl_head) {
+        tti_subreq *s = c->ctl_head;
+        c->ctl_head = (tti_subreq *)(void *)s->r.next;
+        finish(&s->r, err, 0, why);
+    }
+    c->ctl_tail = NULL;
+}
+
+/* Fail what waits on a connection that is gone: pings, and sent (un)subscribes. */
+static void fail_transient(tt_client *c, tt_err err, const char *why) {
+    while (c->ping_head) {
+        tti_req *r = c->ping_head;
+        c->ping_head = r->next;
+        finish(r, err, 0, why);
+    }
+    c->ping_tail = NULL;
+    for (int pg = 0; pg < 256; pg++) {
+        if (!c->ids[pg]) continue;
+        for (int i = 0; i < 256; i++) {
+            tti_req *r = c->ids[pg][i];
+            if (r && r->msg.type != TTI_REQ_PUBLISH) {
+                c->ids[pg][i] = NULL;
+                tti_subreq *s = (tti_subreq *)(void *)r;
+                if (c->reconnect && c->want_up) {
+                    s->sent = false;           /* resent after the next CONNACK */
+                    ctl_push(c, s);
+                } else {
+                    finish(r, err, 0, why);
+                }
+            }
+        }
+    }
+}
+
+static uint32_t backoff_ms(tt_client *c) {
+    uint32_t cap = c->backoff_min;
+    for (uint32_t i = 1; i < c->attempt && cap < c->backoff_max; i++) cap *= 2;
+    if (cap > c->backoff_max) cap = c->backoff_max;
+    /* Full jitter above a floor of half the minimum. */
+    uint32_t lo = c->backoff_min / 2;
+    return lo + (uint32_t)(((uint64_t)rand() * (cap - lo + 1)) / ((uint64_t)RAND_MAX + 1));
+}
+
+static void lost(tt_client *c, tt_err err, int detail, const char *reason) {
+    bool was_up = c->state == ST_UP;
+    if (c->tr) {
+        tti_transport_free(c->tr);
+        c->tr = NULL;
+    }
+    tti_timer_cancel(c->ka_timer);
+    tti_timer_cancel(c->conn_timer);
+    for (uint16_t i = 0; i < c->in_alias_max; i++) {
+        tti_free(c->in_alias[i]);
+        c->in_alias[i] = NULL;
+    }
+    c->inflight = 0;
+    for (tti_pubreq *p = c->fl_head; p; p = (tti_pubreq *)(void *)p->r.next) c->inflight++;
+    TTI_LOG(INFO, "session", "%s: connection lost: %s (%s)", c->client_id, reason, tt_err_name(err));
+    if (was_up) emit(c, TT_EV_DISCONNECTED, err, detail, reason, false, 0);
+    if (c->connect_f) {
+        tt_future *f = c->connect_f;
+        c->connect_f = NULL;
+        (void)tt_promise_complete(tti_future_promise(f), err, detail, "%s", reason);
+        if (err == TT_EAUTH || err == TT_EREFUSED) c->want_up = false;
+    }
+    fail_transient(c, TT_ECONNRESET, reason);
+    if (c->disconnect_f) {
+        tt_future *f = c->disconnect_f;
+        c->disconnect_f = NULL;
+        c->state = ST_IDLE;
+        (void)tt_promise_complete(tti_future_promise(f), TT_OK, 0, NULL);
+        return;
+    }
+    if (c->reconnect && c->want_up) {
+        /* A session that dropped soon after it came up keeps growing the delay. */
+        if (was_up && mono_ms() - c->up_since_ms > 2u * c->backoff_max) c->attempt = 0;
+        c->attempt++;
+        uint32_t d = backoff_ms(c);
+        c->state = ST_BACKOFF;
+        emit(c, TT_EV_RECONNECTING, err, detail, reason, false, d);
+        tti_timer_arm(c->retry_timer, d);
+        return;
+    }
+    c->state = ST_IDLE;
+    c->want_up = false;
+    fail_queue(c, err == TT_OK ? TT_ECLOSED : err, reason);
+}
+
+static void retry_fire(tti_timer *t, void *arg) {
+    tt_client *c = arg;
+    (void)t;
+    if (c->state == ST_BACKOFF && c->want_up) start_connect(c);
+}
+
+static void conn_timeout(tti_timer *t, void *arg) {
+    tt_client *c = arg;
+    (void)t;
+    if (c->state == ST_CONNECTING || c->state == ST_WAIT_CONNACK) {
+        char why[80];
+        snprintf(why, sizeof why, "no connection within %u ms", c->connect_timeout_ms);
+        lost(c, TT_ETIMEDOUT, 0, why);
+    }
+}
+
+/* Keepalive: tick every keepalive/8; PINGREQ when idle; dead when nothing
+ * arrived for 1.25 x keepalive (detected within 1.375 x). */
+static void ka_tick(tti_timer *t, void *arg) {
+    tt_client *c = arg;
+    if (c->state != ST_UP || !c->keepalive) return;
+    uint64_t now = mono_ms(), ka = c->keepalive * 1000u;
+    if (now - c->last_rx_ms > ka + ka / 4) {
+        lost(c, TT_ETIMEDOUT, TTI_MQTT_RC_KEEP_ALIVE_TIMEOUT, "keepalive: the broker stopped answering");
+        return;
+    }
+    if (!c->ping_out && (now - c->last_tx_ms >= ka * 3 / 4 || now - c->last_rx_ms >= ka / 2)) {
+        static const uint8_t ping[2] = { 0xC0, 0x00 };
+        out_bytes(c, ping, 2);
+        tti_transport_flush(c->tr);
+        c->ping_out = true;
+        c->ping_sent_us = mono_us();
+    }
+    tti_timer_arm(t, (uint32_t)(ka / 8 ? ka / 8 : 1));
+}
+
+/* ---- Requests from the API ----------------------------------------------------- */
+
+static void handle_connect(tt_client *c, tti_req *r) {
+    if (c->connect_f || c->state == ST_UP || c->state == ST_CONNECTING || c->state == ST_WAIT_CONNACK) {
+        finish(r, TT_EBUSY, 0, c->state == ST_UP ? "already connected" : "already connecting");
+        return;
+    }
+    c->connect_f = r->f;
+    c->want_up = true;
+    c->attempt = 0;
+    if (c->state == ST_BACKOFF) tti_timer_cancel(c->retry_timer);
+    start_connect(c);
+}
+
+static void handle_disconnect(tt_client *c, tti_req *r) {
+    c->want_up = false;
+    tti_timer_cancel(c->retry_timer);
+    if (c->state != ST_UP) {
+        if (c->tr) lost(c, TT_ECLOSED, 0, "disconnected by the caller");
+        c->state = ST_IDLE;
+        finish(r, TT_OK, 0, NULL);
+        return;
+    }
+    uint8_t d[2] = { 0xE0, 0x00 };
+    out_bytes(c, d, 2);
+    tti_transport_flush(c->tr);
+    c->disconnect_f = r->f;
+    /* The broker closes after DISCONNECT; the transport reports it. Until then
+     * keep the state so the socket flushes. */
+}
+
+static void handle_publish(tt_client *c, tti_pubreq *p) {
+    atomic_fetch_sub_explicit(&c->queued_ops, 1, memory_order_relaxed);
+    if (tt_promise_abandoned(tti_future_promise(p->r.f))) {
+        (void)tt_promise_complete(tti_future_promise(p->r.f), TT_ECANCELED, 0, NULL);
+        return;
+    }
+    if (c->state != ST_UP && !(c->reconnect && c->want_up)) {
+        finish(&p->r, TT_ECLOSED, 0, "not connected");
+        return;
+    }
+    if (c->state != ST_UP || c->q_head) {
+        /* Offline (or behind others): bounded by bytes. */
+        while (c->q_bytes + p->len > c->offline_max) {
+            if (c->overflow == TT_OVERFLOW_DROP_OLDEST && c->q_head) {
+                tti_pubreq *old = q_pop(c);
+                finish(&old->r, TT_EAGAIN, 0, "dropped from the full offline queue");
+            } else {
+                char why[120];
+                snprintf(why, sizeof why, "offline queue full (%zu of %zu bytes)", c->q_bytes, c->offline_max);
+                finish(&p->r, TT_EAGAIN, 0, why);
+                return;
+            }
+        }
+    }
+    q_push(c, p);
+    pump(c);
+}
+
+static void handle_sub(tt_client *c, tti_subreq *s) {
+    atomic_fetch_sub_explicit(&c->queued_ops, 1, memory_order_relaxed);
+    bool unsub = s->r.msg.type == TTI_REQ_UNSUBSCRIBE;
+    for (size_t i = 0; i < s->n; i++) {
+        if (unsub) sub_remove(c, s->ents[i].filter, s->ents[i].filter_len);
+        else sub_set(c, &s->ents[i]);
+    }
+    if (c->state == ST_UP) {
+        send_subreq(c, s);
+        tti_transport_flush(c->tr);
+    } else if (c->reconnect && c->want_up) {
+        ctl_push(c, s);              /* sent after CONNACK */
+    } else {
+        finish(&s->r, TT_ECLOSED, 0, "not connected");
+    }
+}
+
+static void handle_ping(tt_client *c, tti_req *r) {
+    if (c->state != ST_UP) {
+        finish(r, TT_ECLOSED, 0, "not connected");
+        return;
+    }
+    r->next = NULL;
+    if (c->ping_tail) c->ping_tail->next = r;
+    else c->ping_head = r;
+    c->ping_tail = r;
+    static const uint8_t ping[2] = { 0xC0, 0x00 };
+    out_bytes(c, ping, 2);
+    tti_transport_flush(c->tr);
+    c->ping_out = true;
+    c->ping_sent_us = mono_us();
+}
+
+void tti_session_dispatch(tt_client *c, tti_msg *m) {
+    tti_req *r = TTI_CONTAINER_OF(m, tti_req, msg);
+    switch (m->type) {
+    case TTI_REQ_CONNECT: handle_connect(c, r); break;
+    case TTI_REQ_DISCONNECT: handle_disconnect(c, r); break;
+    case TTI_REQ_PUBLISH: handle_publish(c, (tti_pubreq *)(void *)r); break;
+    case TTI_REQ_SUBSCRIBE:
+    case TTI_REQ_UNSUBSCRIBE: handle_sub(c, (tti_subreq *)(void *)r); break;
+    case TTI_REQ_PING: handle_ping(c, r); break;
+    default: finish(r, TT_EINVAL, 0, "unknown request"); break;
+    }
+}
+
+void tti_session_drop(tt_client *c, tti_msg *m) {
+    if (m->type == TTI_REQ_PUBLISH || m->type == TTI_REQ_SUBSCRIBE || m->type == TTI_REQ_UNSUBSCRIBE)
+        atomic_fetch_sub_explicit(&c->queued_ops, 1, memory_order_relaxed);
+    finish(TTI_CONTAINER_OF(m, tti_req, msg), TT_ECLOSED, 0, "client closed");
+}
+
+/* The actor's stop: close without DISCONNECT (so a will is published), fail
+ * everything still pending. */
+void tti_session_stopped(tt_client *c) {
+    c->want_up = false;
+    if (c->tr) {
+        tti_transport_free(c->tr);
+        c->tr = NULL;
+    }
+    c->state = ST_DEAD;
+    if (c->connect_f) {
+        (void)tt_promise_complete(tti_future_promise(c->connect_f), TT_ECLOSED, 0, "client closed");
+        c->connect_f = NULL;
+    }
+    if (c->disconnect_f) {
+        (void)tt_promise_complete(tti_future_promise(c->disconnect_f), TT_OK, 0, NULL);
+        c->disconnect_f = NULL;
+    }
+    c->reconnect = false;
+    fail_transient(c, TT_ECLOSED, "client closed");
+    fail_queue(c, TT_ECLOSED, "client closed");
+    tti_timer_free(c->ka_timer);
+    tti_timer_free(c->retry_timer);
+    tti_timer_free(c->conn_timer);
+    c->ka_timer = c->retry_timer = c->conn_timer = NULL;
+    pthread_mutex_lock(&c->pull_lock);
+    c->pull_closed = true;
+    pthread_cond_broadcast(&c->pull_cond);
+    pthread_mutex_unlock(&c->pull_lock);
+}
+
+/* Timers are made on the loop thread at the first request; see client.c. */
+int tti_session_make_timers(tt_client *c);
+int tti_session_make_timers(tt_client *c) {
+    if (c->ka_timer) return TT_OK;
+    c->ka_timer = tti_timer_new(&c->actor, ka_tick, c);
+    c->retry_timer = tti_timer_new(&c->actor, retry_fire, c);
+    c->conn_timer = tti_timer_new(&c->actor, conn_timeout, c);
+    return c->ka_timer && c->retry_timer && c->conn_timer ? TT_OK : TT_ENOMEM;
+}

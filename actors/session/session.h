@@ -1,0 +1,165 @@
+/* The MQTT session actor: one per client, on one I/O loop. It owns the
+ * connection (transport), the protocol state (CONNECT/CONNACK, keepalive,
+ * packet ids, the inflight table, QoS 1/2 flows both ways), reconnect with
+ * backoff, resubscribe, the offline queue and dispatch of incoming messages to
+ * the client's strand. The public API (platforms/mqtt/client.c) turns calls
+ * into requests sent to this actor. */
+#ifndef TTI_SESSION_H
+#define TTI_SESSION_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <tether/mqtt.h>
+
+#include "actors/actor.h"
+#include "actors/future.h"
+#include "actors/runtime.h"
+#include "actors/timer.h"
+#include "codecs/mqtt/mqtt_codec.h"
+#include "transport/transport.h"
+
+enum {
+    TTI_REQ_CONNECT = 1,
+    TTI_REQ_DISCONNECT,
+    TTI_REQ_PUBLISH,
+    TTI_REQ_SUBSCRIBE,
+    TTI_REQ_UNSUBSCRIBE,
+    TTI_REQ_PING,
+    TTI_REQ_CLOSE,
+};
+
+/* A request from the API; lives in its future's extra space (one allocation). */
+typedef struct tti_req {
+    tti_msg msg;
+    tt_future *f;
+    struct tti_req *next;             /* session queues */
+    struct tti_req *prev;
+} tti_req;
+
+/* A publish, encoded on the caller's thread into wire format. */
+typedef struct tti_pubreq {
+    tti_req r;
+    uint32_t len;                     /* bytes in data */
+    uint32_t pid_off;                 /* offset of the packet id (QoS > 0) */
+    uint16_t pid;
+    uint8_t qos;
+    uint8_t state;                    /* TTI_PUB_* */
+    uint8_t data[];
+} tti_pubreq;
+
+enum { TTI_PUB_QUEUED = 0, TTI_PUB_SENT, TTI_PUB_RELEASING };
+
+/* One subscription entry as the session keeps it. */
+typedef struct tti_subent {
+    struct tti_subent *next;
+    char *filter;
+    size_t filter_len;
+    tt_qos qos;
+    bool no_local, rap;
+    uint8_t rh;
+    tt_msg_fn handler;
+    void *arg;
+} tti_subent;
+
+/* SUBSCRIBE / UNSUBSCRIBE request: n filters (and options). */
+typedef struct tti_subreq {
+    tti_req r;
+    uint16_t pid;
+    bool sent;
+    size_t n;
+    tti_subent *ents;                 /* n entries, filters point into strbuf */
+    uint8_t *codes;                   /* result, n bytes */
+    char strbuf[];
+} tti_subreq;
+
+/* Incoming message handed to the strand. */
+struct tt_msg {
+    tti_cb cb;
+    atomic_int refs;
+    tt_client *c;
+    uint8_t qos;
+    bool retain, dup;
+    bool has_expiry, utf8;
+    uint32_t expiry;
+    size_t topic_len, payload_len, props_len;
+    const char *topic;
+    const uint8_t *payload;
+    const uint8_t *props;             /* raw v5 property block (copy) */
+    tti_mqtt_props pp;                /* decoded, views into `props` */
+    size_t nhandlers;
+    struct { tt_msg_fn fn; void *arg; } *handlers;
+    struct tt_msg *pull_next;
+    uint8_t version;
+    uint8_t buf[];
+};
+
+/* tt_client is the session. Fields under "config" are immutable after
+ * creation; "loop" fields belong to the loop thread. */
+struct tt_client {
+    tti_actor actor;
+    tti_actor *strand;
+    tti_member member;
+    tt_runtime *rt;
+    /* config */
+    char *host;
+    uint16_t port;
+    bool tls;
+    char *client_id;
+    uint8_t version;
+    uint16_t keepalive;
+    uint32_t max_packet;
+    uint16_t max_inflight;
+    uint32_t connect_timeout_ms, op_timeout_ms;
+    bool reconnect;
+    uint32_t backoff_min, backoff_max;
+    size_t offline_max;
+    tt_overflow overflow;
+    size_t max_queued_ops;
+    tt_msg_fn on_message;
+    void *on_message_arg;
+    tt_event_fn on_event;
+    void *on_event_arg;
+    bool pull;
+    bool persistent;
+    char *source_addr;
+    uint8_t *connect_pkt;
+    size_t connect_len;
+    tt_tls_opts tls_opts;
+    /* any thread */
+    atomic_size_t queued_ops;
+    atomic_bool closing;
+    /* loop */
+    int state;
+    tti_transport *tr;
+    tti_timer *ka_timer, *retry_timer, *conn_timer;
+    tt_future *connect_f;
+    tt_future *disconnect_f;
+    bool want_up;
+    uint32_t attempt;
+    uint64_t up_since_ms;
+    tti_pubreq *q_head, *q_tail;      /* not yet sent (offline or window full) */
+    size_t q_bytes;
+    tti_pubreq *fl_head, *fl_tail;    /* sent, unacknowledged, in send order */
+    uint32_t inflight;
+    uint32_t window;
+    uint16_t next_pid;
+    void **ids[256];                  /* packet id -> request, 256 pages of 256 */
+    tti_subreq *ctl_head, *ctl_tail;  /* (un)subscribes waiting for a connection */
+    tti_req *ping_head, *ping_tail;
+    uint64_t ping_sent_us;
+    bool ping_out;
+    uint64_t last_tx_ms, last_rx_ms;
+    uint8_t *qos2_rx;                 /* bitmap: inbound QoS 2 ids awaiting PUBREL */
+    uint32_t server_max_packet;
+    tti_subent *subs;
+    char **in_alias;                  /* inbound topic aliases */
+    uint16_t in_alias_max;
+    /* pull mode */
+    pthread_mutex_t pull_lock;
+    pthread_cond_t pull_cond;
+    tt_msg *pull_head, *pull_tail;
+    bool pull_closed;
+    tt_future *close_f;
+};
+
+#endif

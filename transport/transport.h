@@ -1,0 +1,61 @@
+/* Byte-stream transports for the MQTT session: TCP, with TLS (and later
+ * WebSocket) layered inside. A transport runs on its session's loop thread
+ * and reports to the session through callbacks on that same thread; it never
+ * parses MQTT.
+ *
+ * Reads: every wake-up hands the session the whole input buffer, which parses
+ * every complete packet in it. Writes: the session appends packets to
+ * tti_transport_out() and calls tti_transport_flush() once per batch, so many
+ * packets leave in one write. */
+#ifndef TTI_TRANSPORT_H
+#define TTI_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <tether/err.h>
+#include <tether/mqtt.h>
+
+struct event_base;
+struct evdns_base;
+struct evbuffer;
+typedef struct tti_transport tti_transport;
+
+typedef struct tti_transport_cbs {
+    /* TCP connected (and TLS handshake done): the session may write. */
+    void (*on_connected)(void *ctx);
+    /* Bytes arrived; consume what is complete and leave the rest. */
+    void (*on_read)(void *ctx, struct evbuffer *in);
+    /* Output fell below the low-water mark after being above the high one. */
+    void (*on_drained)(void *ctx);
+    /* The connection failed or closed; the transport is dead (free it). */
+    void (*on_error)(void *ctx, tt_err err, int detail, const char *reason);
+} tti_transport_cbs;
+
+typedef struct tti_transport_opts {
+    const char *host;
+    uint16_t port;
+    const char *source_addr;           /* NULL: any */
+    struct evdns_base *dns;            /* resolver for host names (the loop's) */
+    bool tls;
+    const tt_tls_opts *tls_opts;       /* used when tls */
+    void *tls_ctx;                     /* shared TLS context (transport/tls.h), when tls */
+    size_t high_water;                 /* output bytes above which the session pauses */
+} tti_transport_opts;
+
+/* Start connecting. Never NULL on TT_OK; on error nothing is left behind. */
+tt_err tti_transport_connect(struct event_base *base, const tti_transport_opts *o,
+                             const tti_transport_cbs *cbs, void *ctx, tti_transport **out);
+
+/* Where the session appends outgoing bytes (valid while connected). */
+struct evbuffer *tti_transport_out(tti_transport *t);
+/* Push what was appended to the connection (TLS: encrypt it). */
+void tti_transport_flush(tti_transport *t);
+/* Bytes accepted but not yet written to the socket. */
+size_t tti_transport_pending(tti_transport *t);
+/* True when pending() is above the high-water mark. */
+bool tti_transport_congested(tti_transport *t);
+/* Close at once (no more callbacks) and free. */
+void tti_transport_free(tti_transport *t);
+
+#endif
