@@ -1,0 +1,4 @@
+# TLS engine over memory buffers: a client and a server engine pump evbuffers between
+# each other, no sockets. Certificates come from the openssl tool at test time.
+tt_add_test(tls_test LABEL unit
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/tls_test.c ${PROJECT_SOURCE_DIR}/tests/support/certs.c)
