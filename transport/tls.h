@@ -153,4 +153,12 @@ const char *tti_tls_error(const tti_tls *t, int *code);
  * reference. NULL is a no-op. Thread: owning thread. */
 void tti_tls_free(tti_tls *t);
 
+/**
+ * Free this thread's wolfSSL state: the fixed-point ECC cache (FP_ECC) that this
+ * wolfSSL build keeps per thread, several MB once a thread has done ECDSA/ECDHE.
+ * Every thread that ran TLS calls it before it exits (loop threads at teardown);
+ * the thread that calls wolfSSL_Cleanup() need not. Thread: the exiting thread.
+ */
+void tti_tls_thread_done(void);
+
 #endif /* TTI_TRANSPORT_TLS_H */

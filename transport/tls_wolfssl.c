@@ -17,6 +17,7 @@
 #include <wolfssl/ssl.h>
 #include <wolfssl/error-ssl.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
+#include <wolfssl/wolfcrypt/ecc.h>
 
 #include <event2/buffer.h>
 
@@ -502,4 +503,10 @@ const char *tti_tls_version(const tti_tls *t) {
 const char *tti_tls_error(const tti_tls *t, int *code) {
     if (code) *code = t->code;
     return t->reason;
+}
+
+void tti_tls_thread_done(void) {
+#if defined(HAVE_ECC) && defined(FP_ECC)
+    wc_ecc_fp_free();
+#endif
 }

@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
 
 #include "certs.h"
 #include "transport/tls.h"
@@ -15,7 +17,10 @@
 static tt_certs certs;
 static int certs_state;   /* 0 not tried, 1 ready, -1 failed */
 
-static void cleanup(void) { tt_certs_remove(&certs); }
+static void cleanup(void) {
+    tt_certs_remove(&certs);
+    wolfSSL_Cleanup();   /* frees this thread's ECC cache and the session caches */
+}
 
 static int setup(void) {
     if (certs_state == 0) {
@@ -548,6 +553,7 @@ static void *shared_worker(void *arg) {
         if (!ok) __atomic_add_fetch(&sh->failures, 1, __ATOMIC_RELAXED);
         pair_close(&p);
     }
+    tti_tls_thread_done();
     return NULL;
 }
 
