@@ -133,6 +133,14 @@ int tti_tls_write(tti_tls *t, struct evbuffer *plain_in, struct evbuffer *cipher
  */
 int tti_tls_close(tti_tls *t, struct evbuffer *cipher_out);
 
+/**
+ * TLS 1.3: append a KeyUpdate asking the peer to update its keys too (long-lived
+ * connections). The peer's reply arrives through tti_tls_read().
+ * Returns TT_OK, TT_ENOTSUP (TLS 1.2), TT_EINVAL (handshake not done), TT_ECLOSED,
+ * TT_ETLS. Thread: owning thread.
+ */
+int tti_tls_key_update(tti_tls *t, struct evbuffer *cipher_out);
+
 /** True once the handshake completed. */
 bool tti_tls_is_done(const tti_tls *t);
 

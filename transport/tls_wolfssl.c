@@ -480,6 +480,16 @@ int tti_tls_close(tti_tls *t, struct evbuffer *cipher_out) {
     return tls_fail(t, wolfSSL_get_error(t->ssl, r));
 }
 
+int tti_tls_key_update(tti_tls *t, struct evbuffer *cipher_out) {
+    if (t->closed) return TT_ECLOSED;
+    if (!t->done) return TT_EINVAL;
+    if (wolfSSL_version(t->ssl) != TLS1_3_VERSION) return TT_ENOTSUP;
+    t->out = cipher_out;
+    int r = wolfSSL_update_keys(t->ssl);
+    t->out = NULL;
+    return r == WOLFSSL_SUCCESS ? TT_OK : tls_fail(t, wolfSSL_get_error(t->ssl, r));
+}
+
 bool tti_tls_is_done(const tti_tls *t) { return t->done; }
 
 const char *tti_tls_alpn(tti_tls *t) {

@@ -457,6 +457,43 @@ static void test_close_notify(void) {
     pair_close(&p);
 }
 
+/* A TLS 1.3 KeyUpdate makes the peer's read produce ciphertext (its own KeyUpdate). */
+static void test_key_update(void) {
+    TT_REQUIRE(setup());
+    side cs = { .ca_file = certs.ca }, ss = server_side();
+    ss.flags = TTI_TLS_ONLY_13;
+    pair p;
+    memset(&p, 0, sizeof p);
+    if (pair_open(&p, &cs, &ss, "localhost", NULL) && pair_handshake(&p)) {
+        struct evbuffer *plain = evbuffer_new(), *got = evbuffer_new();
+        TT_CHECK_EQ_INT(tti_tls_read(p.c, p.s2c, got, p.c2s), 0);   /* tickets */
+        TT_CHECK_EQ_INT(tti_tls_key_update(p.c, p.c2s), TT_OK);
+        TT_CHECK(evbuffer_get_length(p.c2s) > 0);
+        TT_CHECK_EQ_INT(tti_tls_read(p.s, p.c2s, got, p.s2c), 0);
+        TT_CHECK_MSG(evbuffer_get_length(p.s2c) > 0, "no KeyUpdate reply");
+        TT_CHECK_EQ_INT(tti_tls_read(p.c, p.s2c, got, p.c2s), 0);
+        evbuffer_add(plain, "after update", 12);
+        TT_CHECK_EQ_INT(tti_tls_write(p.s, plain, p.s2c), TT_OK);
+        TT_CHECK_EQ_INT(tti_tls_read(p.c, p.s2c, got, p.c2s), 12);
+        evbuffer_add(plain, "and back", 8);
+        TT_CHECK_EQ_INT(tti_tls_write(p.c, plain, p.c2s), TT_OK);
+        TT_CHECK_EQ_INT(tti_tls_read(p.s, p.c2s, got, p.s2c), 8);
+        TT_CHECK_EQ_INT(evbuffer_get_length(got), 20);
+        evbuffer_free(plain);
+        evbuffer_free(got);
+    } else {
+        TT_CHECK(0);
+    }
+    pair_close(&p);
+    /* Not in TLS 1.2. */
+    ss.flags = TTI_TLS_ONLY_12;
+    memset(&p, 0, sizeof p);
+    if (pair_open(&p, &cs, &ss, "localhost", NULL) && pair_handshake(&p)) {
+        TT_CHECK_EQ_INT(tti_tls_key_update(p.c, p.c2s), TT_ENOTSUP);
+    }
+    pair_close(&p);
+}
+
 static void test_bad_opts(void) {
     TT_REQUIRE(setup());
     tt_err e = TT_OK;
@@ -583,6 +620,7 @@ TT_TEST_LIST = {
     { "alpn", test_alpn },
     { "data_roundtrip", test_data_roundtrip },
     { "close_notify", test_close_notify },
+    { "key_update", test_key_update },
     { "bad_opts", test_bad_opts },
     { "system_store", test_system_store },
     { "shared_ctx_threads", test_shared_ctx_threads },
