@@ -170,8 +170,9 @@ tti_tls_ctx *tti_tls_ctx_new(const tt_tls_opts *o, unsigned flags, tt_err *err, 
         goto fail;
     }
     if (!o->cert_file != !o->key_file || (server && !o->cert_file)) {
-        tls_why(why, whylen, "%s", server ? "a server needs a certificate and its key"
-                                          : "a client certificate needs its key, and a key its certificate");
+        tls_why(why, whylen, "%s",
+                server ? "a server needs a certificate and its key"
+                       : "cert_file and key_file go together");
         rc = TT_EINVAL;
         goto fail;
     }
