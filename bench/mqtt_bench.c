@@ -1,0 +1,365 @@
+/* The MQTT benchmark scenarios (see peers/bench_common.h) with tether, the
+ * way an application would use it:
+ *   - QoS 0 publishes free their future at once; admission is bounded by
+ *     max_queued_ops = the window, and a TT_EAGAIN (already-failed future)
+ *     means "back off and retry", so nothing is dropped on our side;
+ *   - QoS 1 publishes attach a continuation that counts the acknowledgement;
+ *     the bench thread sleeps while `window` are unacknowledged;
+ *   - round trips use pull mode: the bench thread publishes, then takes the
+ *     message itself with tt_client_poll();
+ *   - the QoS 0 subscriber counts in its message handler (a pool thread). */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <tether/mqtt.h>
+#include <tether/tether.h>
+
+#include "bench_common.h"
+
+static bench_args A;
+static tt_runtime *rt;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv;
+static atomic_int waiting;
+static const char *_Atomic failure;
+
+typedef struct tconn {
+    tt_client *c;
+    atomic_int state;         /* 0 connecting, 1 connected, -1 failed or lost */
+    atomic_long received;
+    atomic_long done;         /* QoS 1 publishes completed */
+    atomic_long failed;
+} tconn;
+
+static atomic_long n_connected, n_failed;
+
+static void notify(void) {
+    if (atomic_load(&waiting)) {
+        pthread_mutex_lock(&mu);
+        pthread_cond_broadcast(&cv);
+        pthread_mutex_unlock(&mu);
+    }
+}
+
+static bool wait_until(bool (*pred)(const void *), const void *arg, double deadline) {
+    pthread_mutex_lock(&mu);
+    atomic_store(&waiting, 1);
+    while (!pred(arg) && bench_now() < deadline) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += 10 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        (void)pthread_cond_timedwait(&cv, &mu, &ts);
+    }
+    atomic_store(&waiting, 0);
+    pthread_mutex_unlock(&mu);
+    return pred(arg);
+}
+
+static void on_message(tt_client *c, const tt_msg *m, void *arg) {
+    tconn *t = arg;
+    (void)c;
+    (void)m;
+    atomic_fetch_add(&t->received, 1);
+    notify();
+}
+
+static void on_event(tt_client *c, const tt_client_event *ev, void *arg) {
+    tconn *t = arg;
+    (void)c;
+    if (ev->kind == TT_EV_DISCONNECTED && ev->err != TT_OK) {
+        atomic_store(&failure, "connection lost");
+        atomic_store(&t->state, -1);
+        notify();
+    }
+}
+
+static void on_connected(tt_future *f, void *arg) {
+    tconn *t = arg;
+    if (tt_future_result(f) == TT_OK) {
+        atomic_store(&t->state, 1);
+        atomic_fetch_add(&n_connected, 1);
+    } else {
+        atomic_store(&failure, tt_err_name(tt_future_result(f)));
+        atomic_store(&t->state, -1);
+        atomic_fetch_add(&n_failed, 1);
+    }
+    tt_future_free(f);
+    notify();
+}
+
+static void on_published(tt_future *f, void *arg) {
+    tconn *t = arg;
+    if (tt_future_result(f) != TT_OK) atomic_fetch_add(&t->failed, 1);
+    atomic_fetch_add(&t->done, 1);
+    tt_future_free(f);
+    notify();
+}
+
+static int conn_start(tconn *t, long idx, bool pull, const char *src) {
+    char url[128], id[64];
+    snprintf(url, sizeof url, "mqtt://%s:%d", A.host, A.port);
+    snprintf(id, sizeof id, "tb-%ld-%ld", (long)getpid(), idx);
+    memset(t, 0, sizeof *t);
+    tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
+    o.url = url;
+    o.client_id = id;
+    o.keepalive_s = 60;
+    o.no_reconnect = true;
+    o.max_inflight = (uint16_t)(A.window > 65535 ? 65535 : A.window);
+    o.max_queued_ops = (size_t)A.window;
+    o.pull = pull;
+    o.on_message = pull ? NULL : on_message;
+    o.on_message_arg = t;
+    o.on_event = on_event;
+    o.on_event_arg = t;
+    o.source_addr = src;
+    tt_err rc = tt_client_new(rt, &o, &t->c);
+    if (rc != TT_OK) {
+        atomic_store(&failure, tt_err_name(rc));
+        t->c = NULL;
+        return -1;
+    }
+    rc = tt_future_then(tt_client_connect(t->c), on_connected, t);
+    if (rc != TT_OK) {
+        atomic_store(&failure, tt_err_name(rc));
+        return -1;
+    }
+    return 0;
+}
+
+static bool conn_answered(const void *a) { return atomic_load(&((const tconn *)a)->state) != 0; }
+
+static int open_ready(tconn *t, long idx, bool pull, int sub_qos, double deadline) {
+    if (conn_start(t, idx, pull, NULL) != 0 || !wait_until(conn_answered, t, deadline) ||
+        atomic_load(&t->state) != 1)
+        return -1;
+    if (sub_qos < 0) return 0;
+    tt_sub s = { .filter = A.topic, .qos = (tt_qos)sub_qos };
+    tt_future *f = tt_client_subscribe(t->c, &s, 1, NULL);
+    double left = deadline - bench_now();
+    tt_err rc = tt_future_wait(f, left > 0 ? (int32_t)(left * 1000) : 0);
+    tt_future_free(f);
+    if (rc != TT_OK) atomic_store(&failure, tt_err_name(rc));
+    return rc == TT_OK ? 0 : -1;
+}
+
+static void conn_free(tconn *t) {
+    if (!t->c) return;
+    if (atomic_load(&t->state) == 1) {
+        tt_future *f = tt_client_disconnect(t->c);
+        (void)tt_future_wait(f, 2000);
+        tt_future_free(f);
+    }
+    tt_client_free(t->c);
+    t->c = NULL;
+}
+
+/* One QoS 0 publish, retried while admission says the queue is full. */
+static long eagain_retries;
+
+static int publish0(tconn *t, const char *payload, double deadline) {
+    for (;;) {
+        tt_future *f = tt_client_pub(t->c, A.topic, payload, (size_t)A.payload, TT_QOS0, false);
+        tt_err rc = tt_future_done(f) ? tt_future_result(f) : TT_OK;
+        tt_future_free(f);
+        if (rc == TT_OK) return 0;
+        if (rc != TT_EAGAIN || bench_now() >= deadline) {
+            atomic_store(&failure, tt_err_name(rc));
+            return -1;
+        }
+        eagain_retries++;
+        bench_sleep_us(100);
+    }
+}
+
+typedef struct count_wait {
+    const atomic_long *v;
+    long target;
+} count_wait;
+
+static bool count_reached(const void *a) {
+    const count_wait *w = a;
+    return atomic_load(w->v) >= w->target;
+}
+
+static int run_qos0(const char *payload, double deadline) {
+    tconn sub, pub;
+    if (open_ready(&sub, 0, false, 0, deadline) != 0 || open_ready(&pub, 1, false, -1, deadline) != 0)
+        return -1;
+    long sent = 0;
+    double t0 = bench_now();
+    while (sent < A.n && atomic_load(&pub.state) == 1 && bench_now() < deadline) {
+        if (publish0(&pub, payload, deadline) != 0) break;
+        sent++;
+    }
+    long seen = atomic_load(&sub.received);
+    double last_rx = bench_now();
+    while (seen < sent && bench_now() - last_rx < 1.0 && bench_now() < deadline) {
+        count_wait w = { &sub.received, sent };
+        (void)wait_until(count_reached, &w, bench_now() + 0.05);
+        long now_seen = atomic_load(&sub.received);
+        if (now_seen != seen) {
+            seen = now_seen;
+            last_rx = bench_now();
+        }
+    }
+    bench_report_rate(&A, "tether", sent, seen, last_rx - t0, bench_now() >= deadline);
+    conn_free(&pub);
+    conn_free(&sub);
+    return 0;
+}
+
+typedef struct window_wait {
+    const tconn *t;
+    long limit;
+} window_wait;
+
+static bool window_open(const void *a) {
+    const window_wait *w = a;
+    return atomic_load(&w->t->done) >= w->limit || atomic_load(&w->t->state) < 0;
+}
+
+static int run_pub(const char *payload, int qos, double deadline) {
+    tconn pub;
+    if (open_ready(&pub, 0, false, -1, deadline) != 0) return -1;
+    long sent = 0, ok;
+    double t0 = bench_now();
+    if (qos == 0) {
+        while (sent < A.n && atomic_load(&pub.state) == 1 && bench_now() < deadline) {
+            if (publish0(&pub, payload, deadline) != 0) break;
+            sent++;
+        }
+        ok = sent;
+    } else {
+        while (sent < A.n && atomic_load(&pub.state) == 1 && bench_now() < deadline) {
+            if (sent - atomic_load(&pub.done) >= A.window) {
+                window_wait w = { &pub, sent - A.window + 1 };
+                if (!wait_until(window_open, &w, deadline)) break;
+                continue;
+            }
+            tt_future *f = tt_client_pub(pub.c, A.topic, payload, (size_t)A.payload, TT_QOS1, false);
+            if (tt_future_then(f, on_published, &pub) != TT_OK) {
+                tt_future_free(f);
+                break;
+            }
+            sent++;
+        }
+        count_wait w = { &pub.done, sent };
+        (void)wait_until(count_reached, &w, deadline);
+        ok = atomic_load(&pub.done) - atomic_load(&pub.failed);
+    }
+    double secs = bench_now() - t0;
+    conn_free(&pub);                            /* DISCONNECT goes after the queued publishes */
+    if (qos == 0) secs = bench_now() - t0;      /* so for QoS 0 this is when all were written */
+    bench_report_rate(&A, "tether", sent, ok, secs, bench_now() >= deadline);
+    if (eagain_retries) fprintf(stderr, "mqtt_bench: %ld TT_EAGAIN retries\n", eagain_retries);
+    return 0;
+}
+
+static int run_rtt(const char *payload, int qos, double deadline) {
+    tconn c;
+    if (open_ready(&c, 0, true, qos, deadline) != 0) return -1;
+    double *us = calloc((size_t)A.n, sizeof *us);
+    long n = 0;
+    double stop = bench_now() + 20 < deadline ? bench_now() + 20 : deadline;
+    while (us && n < A.n && atomic_load(&c.state) == 1 && bench_now() < stop) {
+        double t = bench_now();
+        tt_future_free(tt_client_pub(c.c, A.topic, payload, (size_t)A.payload, (tt_qos)qos, false));
+        tt_msg *m = NULL;
+        tt_err rc = tt_client_poll(c.c, 2000, &m);
+        if (rc != TT_OK) {
+            atomic_store(&failure, tt_err_name(rc));
+            break;
+        }
+        us[n++] = (bench_now() - t) * 1e6;
+        tt_msg_unref(m);
+    }
+    bench_report_rtt(&A, "tether", us, n, bench_now() >= deadline);
+    free(us);
+    conn_free(&c);
+    return 0;
+}
+
+typedef struct conns_wait {
+    long opened;
+} conns_wait;
+
+static bool handshakes_below(const void *a) {
+    const conns_wait *w = a;
+    return w->opened - atomic_load(&n_connected) - atomic_load(&n_failed) < BENCH_HANDSHAKES;
+}
+
+static int run_conns(double deadline) {
+    long limit = bench_raise_nofile(A.conns + 200);
+    tconn *cs = calloc((size_t)A.conns, sizeof *cs);
+    if (!cs) return -1;
+    memset(cs, 0, (size_t)A.conns * sizeof *cs);
+    long rss0 = bench_rss_kib();
+    const char *why = NULL;
+    char addr[32];
+    conns_wait w = { 0 };
+    double t0 = bench_now();
+    while (w.opened < A.conns && !atomic_load(&n_failed) && bench_now() < deadline) {
+        if (!handshakes_below(&w)) {
+            (void)wait_until(handshakes_below, &w, deadline);
+            continue;
+        }
+        const char *src = bench_source_addr(w.opened, A.conns, addr, sizeof addr);
+        if (conn_start(&cs[w.opened], w.opened, false, src) != 0) {
+            why = atomic_load(&failure);
+            if (cs[w.opened].c) tt_client_free(cs[w.opened].c);
+            cs[w.opened].c = NULL;
+            break;
+        }
+        w.opened++;
+    }
+    count_wait all = { &n_connected, w.opened };
+    while (atomic_load(&n_connected) + atomic_load(&n_failed) < w.opened && bench_now() < deadline)
+        (void)wait_until(count_reached, &all, bench_now() + 0.1);
+    double secs = bench_now() - t0;
+    long rss1 = bench_rss_kib();
+    long ok = atomic_load(&n_connected);
+    if (!why && atomic_load(&n_failed)) why = atomic_load(&failure);
+    if (!why && ok < A.conns) why = "timeout";
+    char reason[128];
+    if (why) snprintf(reason, sizeof reason, "%s(nofile=%ld)", why, limit);
+    bench_report_conns(&A, "tether", A.conns, ok, secs, rss0, rss1, why ? reason : NULL);
+    for (long i = 0; i < w.opened; i++) tt_client_free(cs[i].c);
+    free(cs);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    bench_parse(&A, argc, argv);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&cv, &ca);
+    tt_runtime_opts ro = TT_OPTS_INIT(tt_runtime_opts);
+    tt_err err = tt_runtime_new(&rt, &ro);
+    if (err != TT_OK) {
+        fprintf(stderr, "mqtt_bench: runtime: %s\n", tt_strerror(err));
+        return 1;
+    }
+    char *payload = malloc((size_t)A.payload);
+    if (!payload) return 1;
+    memset(payload, 'x', (size_t)A.payload);
+    double deadline = bench_now() + A.limit_s;
+    int rc;
+    if (!strcmp(A.scenario, "qos0")) rc = run_qos0(payload, deadline);
+    else if (!strcmp(A.scenario, "qos1")) rc = run_pub(payload, 1, deadline);
+    else if (!strcmp(A.scenario, "pub0")) rc = run_pub(payload, 0, deadline);
+    else if (!strcmp(A.scenario, "rtt0")) rc = run_rtt(payload, 0, deadline);
+    else if (!strcmp(A.scenario, "rtt1")) rc = run_rtt(payload, 1, deadline);
+    else rc = run_conns(deadline);
+    if (rc != 0) {
+        const char *f = atomic_load(&failure);
+        fprintf(stderr, "mqtt_bench: %s failed: %s\n", A.scenario, f ? f : "?");
+    }
+    tt_runtime_free(rt);
+    free(payload);
+    return rc ? 1 : 0;
+}

@@ -1,0 +1,193 @@
+/* Shared by the MQTT benchmark programs (tether, libmosquitto, Paho): the
+ * command line, clocks, percentiles, RSS and the one RESULT line each prints.
+ *
+ *   prog -h host -p port -s scenario [-n count] [-w window] [-c connections]
+ *        [-z payload_bytes] [-T seconds]
+ *
+ * Scenarios (every one bounded by -T seconds, default 120):
+ *   qos0   n QoS 0 messages, publisher -> broker -> subscriber on two
+ *          connections of this process; lost = sent - received
+ *   qos1   n QoS 1 messages with at most w unacknowledged; counts PUBACKs
+ *   pub0   publisher only, n QoS 0 messages (for instruction counts)
+ *   rtt0   one message at a time to a topic this client subscribes to,
+ *   rtt1   publish -> receive round trip, n samples (QoS 0 / QoS 1)
+ *   conns  c connections, CONNECT/CONNACK each: time and RSS per connection */
+#ifndef TT_BENCH_COMMON_H
+#define TT_BENCH_COMMON_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+/* conns: handshakes in flight at once. mosquitto listens with a backlog of
+ * 100; more would only see SYNs dropped and retried a second later. */
+#define BENCH_HANDSHAKES 100
+
+typedef struct bench_args {
+    const char *host;
+    int port;
+    const char *scenario;
+    long n;                    /* messages or samples */
+    long window;               /* unacknowledged (or unwritten) messages allowed */
+    long conns;                /* conns: connections to open */
+    long payload;              /* bytes per message */
+    double limit_s;            /* wall-clock bound of the scenario */
+    char topic[96];            /* unique per process, so runs never cross */
+} bench_args;
+
+static inline void bench_usage(const char *prog) {
+    fprintf(stderr,
+            "usage: %s -h host -p port -s qos0|qos1|pub0|rtt0|rtt1|conns [-n count] [-w window]\n"
+            "          [-c connections] [-z payload_bytes] [-T seconds]\n",
+            prog);
+    exit(2);
+}
+
+static inline long bench_num(const char *s, const char *prog) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || v < 0) bench_usage(prog);
+    return v;
+}
+
+static inline void bench_parse(bench_args *a, int argc, char **argv) {
+    memset(a, 0, sizeof *a);
+    a->host = "127.0.0.1";
+    a->port = 1883;
+    a->n = -1;
+    a->window = -1;
+    a->conns = 1000;
+    a->payload = 64;
+    a->limit_s = 120;
+    int opt;
+    while ((opt = getopt(argc, argv, "h:p:s:n:w:c:z:T:")) != -1) {
+        switch (opt) {
+        case 'h': a->host = optarg; break;
+        case 'p': a->port = (int)bench_num(optarg, argv[0]); break;
+        case 's': a->scenario = optarg; break;
+        case 'n': a->n = bench_num(optarg, argv[0]); break;
+        case 'w': a->window = bench_num(optarg, argv[0]); break;
+        case 'c': a->conns = bench_num(optarg, argv[0]); break;
+        case 'z': a->payload = bench_num(optarg, argv[0]); break;
+        case 'T': a->limit_s = (double)bench_num(optarg, argv[0]); break;
+        default: bench_usage(argv[0]);
+        }
+    }
+    if (!a->scenario) bench_usage(argv[0]);
+    const char *s = a->scenario;
+    if (strcmp(s, "qos0") && strcmp(s, "qos1") && strcmp(s, "pub0") && strcmp(s, "rtt0") &&
+        strcmp(s, "rtt1") && strcmp(s, "conns"))
+        bench_usage(argv[0]);
+    if (a->n < 0) {
+        if (!strcmp(s, "qos0")) a->n = 1000000;
+        else if (!strcmp(s, "qos1")) a->n = 200000;
+        else if (!strcmp(s, "pub0")) a->n = 100000;
+        else a->n = 20000;
+    }
+    if (a->window <= 0) a->window = !strcmp(s, "qos1") ? 1000 : 10000;
+    if (!strcmp(s, "qos1") && a->window > 65535) a->window = 65535;
+    if (a->payload < 1 || a->payload > 1 << 20) bench_usage(argv[0]);
+    if (a->n < 1 || a->conns < 1) bench_usage(argv[0]);
+    snprintf(a->topic, sizeof a->topic, "tt/bench/%ld/%s", (long)getpid(), s);
+}
+
+static inline double bench_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static inline void bench_sleep_us(long us) {
+    struct timespec ts = { us / 1000000, (us % 1000000) * 1000 };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* The current resident set in KiB (VmRSS of /proc/self/status), or -1. */
+static inline long bench_rss_kib(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kib = -1;
+    if (!f) return -1;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "VmRSS:", 6) == 0) {
+            kib = strtol(line + 6, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return kib;
+}
+
+/* Raise the open-file limit to the hard limit (beyond it when privileged). */
+static inline long bench_raise_nofile(long want) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return -1;
+    if ((long)rl.rlim_max < want) {
+        struct rlimit more = { (rlim_t)want, (rlim_t)want };
+        if (setrlimit(RLIMIT_NOFILE, &more) == 0) return want;
+    }
+    rl.rlim_cur = rl.rlim_max;
+    (void)setrlimit(RLIMIT_NOFILE, &rl);
+    (void)getrlimit(RLIMIT_NOFILE, &rl);
+    return (long)rl.rlim_cur;
+}
+
+/* Source address for connection i: 127.0.0.1 up to 20,000 connections,
+ * then a new loopback address every 20,000 (ephemeral ports run out near
+ * 28,000 per source address). */
+static inline const char *bench_source_addr(long i, long total, char *buf, size_t cap) {
+    if (total <= 20000) return NULL;
+    snprintf(buf, cap, "127.0.0.%ld", 2 + i / 20000);
+    return buf;
+}
+
+static inline int bench_cmp_double(const void *x, const void *y) {
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+/* Percentile p (0..100) of n sorted samples. */
+static inline double bench_pct(const double *sorted, long n, double p) {
+    if (n <= 0) return 0;
+    long i = (long)((p / 100.0) * (double)(n - 1) + 0.5);
+    if (i >= n) i = n - 1;
+    return sorted[i];
+}
+
+static inline void bench_report_rate(const bench_args *a, const char *client, long sent, long got,
+                                     double secs, bool timed_out) {
+    printf("RESULT client=%s scenario=%s msgs=%ld received=%ld secs=%.3f rate=%.0f lost=%ld%s\n",
+           client, a->scenario, sent, got, secs, secs > 0 ? (double)got / secs : 0.0,
+           sent > got ? sent - got : 0, timed_out ? " timeout=1" : "");
+    fflush(stdout);
+}
+
+/* us: round-trip samples in microseconds (sorted here). */
+static inline void bench_report_rtt(const bench_args *a, const char *client, double *us, long n,
+                                    bool timed_out) {
+    qsort(us, (size_t)n, sizeof *us, bench_cmp_double);
+    printf("RESULT client=%s scenario=%s samples=%ld p50_us=%.1f p99_us=%.1f p999_us=%.1f%s\n",
+           client, a->scenario, n, bench_pct(us, n, 50), bench_pct(us, n, 99),
+           bench_pct(us, n, 99.9), timed_out ? " timeout=1" : "");
+    fflush(stdout);
+}
+
+static inline void bench_report_conns(const bench_args *a, const char *client, long want, long ok,
+                                      double secs, long rss0, long rss1, const char *why) {
+    double per_us = ok > 0 ? secs * 1e6 / (double)ok : 0;
+    double per_kib = ok > 0 ? (double)(rss1 - rss0) / (double)ok : 0;
+    printf("RESULT client=%s scenario=%s conns=%ld connected=%ld secs=%.3f per_conn_us=%.1f "
+           "per_conn_kib=%.2f%s%s\n",
+           client, a->scenario, want, ok, secs, per_us, per_kib, why ? " stopped=" : "",
+           why ? why : "");
+    fflush(stdout);
+}
+
+#endif /* TT_BENCH_COMMON_H */
