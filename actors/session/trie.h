@@ -71,7 +71,7 @@ size_t tti_trie_count(const tti_trie *t);
  * caller has validated it. '+' and '#' in it are plain characters). Order is
  * unspecified. Returns the number of matches, or TT_ENOMEM if a topic has more
  * levels than the walk's stack holds and growing it failed (the callbacks made
- * so far stand). Allocates only for topics deeper than 64 levels. */
+ * so far stand). Allocates only for topics of more than about 60 levels. */
 int tti_trie_match(const tti_trie *t, const char *topic, size_t topic_len, tti_trie_fn fn,
                    void *arg);
 
