@@ -146,6 +146,8 @@ static int open_ready(tconn *t, long idx, bool pull, int sub_qos, double deadlin
     return rc == TT_OK ? 0 : -1;
 }
 
+/* Disconnect, then close: once the close future completes no callback of
+ * this client runs any more, so `t` may go. */
 static void conn_free(tconn *t) {
     if (!t->c) return;
     if (atomic_load(&t->state) == 1) {
@@ -153,6 +155,9 @@ static void conn_free(tconn *t) {
         (void)tt_future_wait(f, 2000);
         tt_future_free(f);
     }
+    tt_future *f = tt_client_close(t->c);
+    (void)tt_future_wait(f, 5000);
+    tt_future_free(f);
     tt_client_free(t->c);
     t->c = NULL;
 }
@@ -289,7 +294,7 @@ typedef struct conns_wait {
 
 static bool handshakes_below(const void *a) {
     const conns_wait *w = a;
-    return w->opened - atomic_load(&n_connected) - atomic_load(&n_failed) < BENCH_HANDSHAKES;
+    return w->opened - atomic_load(&n_connected) - atomic_load(&n_failed) < A.handshakes;
 }
 
 static int run_conns(double deadline) {
@@ -327,6 +332,14 @@ static int run_conns(double deadline) {
     char reason[128];
     if (why) snprintf(reason, sizeof reason, "%s(nofile=%ld)", why, limit);
     bench_report_conns(&A, "tether", A.conns, ok, secs, rss0, rss1, why ? reason : NULL);
+    /* Close them all, then wait: their callbacks point into cs. */
+    tt_future **closing = calloc((size_t)w.opened + 1, sizeof *closing);
+    for (long i = 0; closing && i < w.opened; i++) closing[i] = tt_client_close(cs[i].c);
+    for (long i = 0; closing && i < w.opened; i++) {
+        (void)tt_future_wait(closing[i], 5000);
+        tt_future_free(closing[i]);
+    }
+    free(closing);
     for (long i = 0; i < w.opened; i++) tt_client_free(cs[i].c);
     free(cs);
     return 0;

@@ -2,7 +2,7 @@
  * command line, clocks, percentiles, RSS and the one RESULT line each prints.
  *
  *   prog -h host -p port -s scenario [-n count] [-w window] [-c connections]
- *        [-z payload_bytes] [-T seconds]
+ *        [-z payload_bytes] [-k handshakes] [-T seconds]
  *
  * Scenarios (every one bounded by -T seconds, default 120):
  *   qos0   n QoS 0 messages, publisher -> broker -> subscriber on two
@@ -11,7 +11,9 @@
  *   pub0   publisher only, n QoS 0 messages (for instruction counts)
  *   rtt0   one message at a time to a topic this client subscribes to,
  *   rtt1   publish -> receive round trip, n samples (QoS 0 / QoS 1)
- *   conns  c connections, CONNECT/CONNACK each: time and RSS per connection */
+ *   conns  c connections, CONNECT/CONNACK each: time and RSS per connection,
+ *          with at most k handshakes under way (default 100: mosquitto listens
+ *          with a backlog of 100, and a dropped SYN is retried a second later) */
 #ifndef TT_BENCH_COMMON_H
 #define TT_BENCH_COMMON_H
 
@@ -25,9 +27,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* conns: handshakes in flight at once. mosquitto listens with a backlog of
- * 100; more would only see SYNs dropped and retried a second later. */
-#define BENCH_HANDSHAKES 100
 
 typedef struct bench_args {
     const char *host;
@@ -37,6 +36,7 @@ typedef struct bench_args {
     long window;               /* unacknowledged (or unwritten) messages allowed */
     long conns;                /* conns: connections to open */
     long payload;              /* bytes per message */
+    long handshakes;           /* conns: connections opening at once */
     double limit_s;            /* wall-clock bound of the scenario */
     char topic[96];            /* unique per process, so runs never cross */
 } bench_args;
@@ -44,7 +44,7 @@ typedef struct bench_args {
 static inline void bench_usage(const char *prog) {
     fprintf(stderr,
             "usage: %s -h host -p port -s qos0|qos1|pub0|rtt0|rtt1|conns [-n count] [-w window]\n"
-            "          [-c connections] [-z payload_bytes] [-T seconds]\n",
+            "          [-c connections] [-z payload_bytes] [-k handshakes] [-T seconds]\n",
             prog);
     exit(2);
 }
@@ -65,9 +65,10 @@ static inline void bench_parse(bench_args *a, int argc, char **argv) {
     a->window = -1;
     a->conns = 1000;
     a->payload = 64;
+    a->handshakes = 100;
     a->limit_s = 120;
     int opt;
-    while ((opt = getopt(argc, argv, "h:p:s:n:w:c:z:T:")) != -1) {
+    while ((opt = getopt(argc, argv, "h:p:s:n:w:c:z:k:T:")) != -1) {
         switch (opt) {
         case 'h': a->host = optarg; break;
         case 'p': a->port = (int)bench_num(optarg, argv[0]); break;
@@ -76,6 +77,7 @@ static inline void bench_parse(bench_args *a, int argc, char **argv) {
         case 'w': a->window = bench_num(optarg, argv[0]); break;
         case 'c': a->conns = bench_num(optarg, argv[0]); break;
         case 'z': a->payload = bench_num(optarg, argv[0]); break;
+        case 'k': a->handshakes = bench_num(optarg, argv[0]); break;
         case 'T': a->limit_s = (double)bench_num(optarg, argv[0]); break;
         default: bench_usage(argv[0]);
         }
@@ -94,7 +96,7 @@ static inline void bench_parse(bench_args *a, int argc, char **argv) {
     if (a->window <= 0) a->window = !strcmp(s, "qos1") ? 1000 : 10000;
     if (!strcmp(s, "qos1") && a->window > 65535) a->window = 65535;
     if (a->payload < 1 || a->payload > 1 << 20) bench_usage(argv[0]);
-    if (a->n < 1 || a->conns < 1) bench_usage(argv[0]);
+    if (a->n < 1 || a->conns < 1 || a->handshakes < 1) bench_usage(argv[0]);
     snprintf(a->topic, sizeof a->topic, "tt/bench/%ld/%s", (long)getpid(), s);
 }
 

@@ -260,9 +260,9 @@ static int run_conns(double deadline) {
     const char *why = NULL;
     char addr[32];
     double t0 = bench_now(), t1 = t0;
-    /* At most BENCH_HANDSHAKES handshakes in flight. */
+    /* At most A.handshakes handshakes under way. */
     while (n_connected + n_failed < A.conns && bench_now() < deadline) {
-        while (!why && opened < A.conns && opened - n_connected - n_failed < BENCH_HANDSHAKES) {
+        while (!why && opened < A.conns && opened - n_connected - n_failed < A.handshakes) {
             const char *src = bench_source_addr(opened, A.conns, addr, sizeof addr);
             if (conn_open(&cs[opened], opened, src) != 0) {
                 why = failure;

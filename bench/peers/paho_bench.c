@@ -292,7 +292,7 @@ typedef struct conns_wait {
 
 static bool handshakes_below(const void *a) {
     const conns_wait *w = a;
-    return w->opened - atomic_load(&n_connected) - atomic_load(&n_failed) < BENCH_HANDSHAKES;
+    return w->opened - atomic_load(&n_connected) - atomic_load(&n_failed) < A.handshakes;
 }
 
 static int run_conns(double deadline) {
