@@ -1,13 +1,17 @@
 /* tether — command-line program. Subcommands grow with the library:
  *   tether version
- *   tether demo [-a actors] [-n calls] [-l loops] [-p pool]   runtime demo */
+ *   tether demo [-a actors] [-n calls] [-l loops] [-p pool]   runtime demo
+ *   tether pub ...   publish, flags after mosquitto_pub   (cmd_pub.c) */
 #include <inttypes.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <tether/tether.h>
 #include <time.h>
+
+#include "cli_common.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -97,7 +101,8 @@ int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
         printf("usage: tether <command> [options]\n"
                "  version       print the library version\n"
-               "  demo          run calls through actors and futures, and report the rate\n");
+               "  demo          run calls through actors and futures, and report the rate\n"
+               "  pub           publish MQTT messages (flags after mosquitto_pub; pub --help)\n");
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "version")) {
@@ -105,6 +110,11 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(argv[1], "demo")) return cmd_demo(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "pub")) {
+        /* A broker that goes away must give an error line, not a silent SIGPIPE death. */
+        signal(SIGPIPE, SIG_IGN);
+        return cmd_pub(argc - 2, argv + 2);
+    }
     fprintf(stderr, "tether: unknown command '%s'\n", argv[1]);
     return 2;
 }
