@@ -1,7 +1,8 @@
 /* tether — command-line program. Subcommands grow with the library:
  *   tether version
  *   tether demo [-a actors] [-n calls] [-l loops] [-p pool]   runtime demo
- *   tether pub ...   publish, flags after mosquitto_pub   (cmd_pub.c) */
+ *   tether pub ...   publish, flags after mosquitto_pub   (cmd_pub.c)
+ *   tether sub ...   subscribe, flags after mosquitto_sub (cmd_sub.c) */
 #include <inttypes.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -102,7 +103,9 @@ int main(int argc, char **argv) {
         printf("usage: tether <command> [options]\n"
                "  version       print the library version\n"
                "  demo          run calls through actors and futures, and report the rate\n"
-               "  pub           publish MQTT messages (flags after mosquitto_pub; pub --help)\n");
+               "  pub           publish MQTT messages (flags after mosquitto_pub; pub --help)\n"
+               "  sub           subscribe and print MQTT messages (flags after mosquitto_sub;\n"
+               "                sub --help)\n");
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "version")) {
@@ -110,10 +113,10 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(argv[1], "demo")) return cmd_demo(argc - 2, argv + 2);
-    if (!strcmp(argv[1], "pub")) {
+    if (!strcmp(argv[1], "pub") || !strcmp(argv[1], "sub")) {
         /* A broker that goes away must give an error line, not a silent SIGPIPE death. */
         signal(SIGPIPE, SIG_IGN);
-        return cmd_pub(argc - 2, argv + 2);
+        return argv[1][0] == 'p' ? cmd_pub(argc - 2, argv + 2) : cmd_sub(argc - 2, argv + 2);
     }
     fprintf(stderr, "tether: unknown command '%s'\n", argv[1]);
     return 2;
