@@ -1,0 +1,548 @@
+/* `tether pub` and `tether sub` against a private mosquitto, and against
+ * mosquitto_pub / mosquitto_sub (Debian package mosquitto-clients): QoS 0, 1
+ * and 2 both ways, stdin lines and --repeat, retained messages, wills, MQTT 5
+ * user properties, persistent sessions, -W timeouts, and the one-line errors
+ * (connection refused, bad password, refused subscription, bad arguments).
+ * Every child process runs under a 10 s limit. Loopback only. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "tt_test.h"
+
+#ifndef TT_CLI_PATH
+#define TT_CLI_PATH "tether"
+#endif
+
+#define CHILD_MS 10000
+
+static const char *cli(void) {
+    const char *e = getenv("TETHER_CLI");
+    return e && *e ? e : TT_CLI_PATH;
+}
+
+static char g_dir[256];                 /* scratch files for this run */
+
+static void scratch(char *buf, size_t n, const char *name) {
+    if (!g_dir[0]) {
+        const char *t = getenv("TMPDIR");
+        snprintf(g_dir, sizeof g_dir, "%s/tt-cli-XXXXXX", t && *t ? t : "/tmp");
+        if (!mkdtemp(g_dir)) abort();
+    }
+    snprintf(buf, n, "%s/%s", g_dir, name);
+}
+
+static void cleanup_dir(void) {
+    if (!g_dir[0]) return;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
+    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", g_dir);
+}
+
+/* A mosquitto client program, or NULL after saying which package has it. */
+static const char *client_prog(const char *name, char *buf, size_t n) {
+    const char *p = tt_broker_find_program(name, buf, n);
+    if (!p) fprintf(stderr, "  %s not found: install the Debian package mosquitto-clients\n", name);
+    return p;
+}
+
+/* Start argv (NULL-terminated) with stdin from in_path (NULL: /dev/null) and
+ * stdout / stderr truncated into out_path / err_path (NULL: /dev/null). */
+static pid_t spawn(const char *const *argv, const char *in_path, const char *out_path,
+                   const char *err_path) {
+    int in = open(in_path ? in_path : "/dev/null", O_RDONLY | O_CLOEXEC);
+    int out = open(out_path ? out_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int err = open(err_path ? err_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (in < 0 || out < 0 || err < 0) {
+        fprintf(stderr, "  cannot open the child's files: %s\n", strerror(errno));
+        return -1;
+    }
+    pid_t parent = getpid();
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(126);
+        dup2(in, 0);
+        dup2(out, 1);
+        dup2(err, 2);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(in);
+    close(out);
+    close(err);
+    return pid;
+}
+
+/* Run to completion (killed after CHILD_MS); the exit status, 128+signal, or -1. */
+static int run(const char *const *argv, const char *in_path, const char *out_path,
+               const char *err_path) {
+    pid_t pid = spawn(argv, in_path, out_path, err_path);
+    return pid < 0 ? -1 : tt_broker_waitpid(pid, CHILD_MS);
+}
+
+/* The whole file as a string (static buffer; "" if absent). */
+static const char *slurp(const char *path) {
+    static char buf[64 * 1024];
+    buf[0] = '\0';
+    FILE *f = fopen(path, "rb");
+    if (!f) return buf;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "wb");
+    if (!f) abort();
+    fputs(text, f);
+    fclose(f);
+}
+
+static int count_lines(const char *s) {
+    int n = 0;
+    for (; *s; s++) n += *s == '\n';
+    return n;
+}
+
+/* Wait until the broker's log shows it answered the SUBSCRIBE of client `id`. */
+static bool wait_subscribed(const tt_broker *b, const char *id) {
+    char needle[160];
+    snprintf(needle, sizeof needle, "Sending SUBACK to %s\n", id);
+    for (int i = 0; i < CHILD_MS / 20; i++) {
+        if (strstr(slurp(b->log), needle)) return true;
+        usleep(20000);
+    }
+    fprintf(stderr, "  %s never subscribed\n", id);
+    return false;
+}
+
+static void port_str(char *buf, size_t n, int port) { snprintf(buf, n, "%d", port); }
+
+/* ---- tether sub receives what mosquitto_pub sends ---------------------------- */
+
+static void test_sub_from_mosquitto_pub(void) {
+    char mpub[256], out[300], err[300], port[16], id[32], topic[32], qos[4];
+    TT_REQUIRE(client_prog("mosquitto_pub", mpub, sizeof mpub));
+    tt_broker b;
+    TT_REQUIRE(tt_broker_start(&b, NULL) == 0);
+    port_str(port, sizeof port, b.port);
+    for (int q = 0; q <= 2; q++) {
+        snprintf(id, sizeof id, "tsub%d", q);
+        snprintf(topic, sizeof topic, "cli/q%d", q);
+        snprintf(qos, sizeof qos, "%d", q);
+        scratch(out, sizeof out, "sub.out");
+        scratch(err, sizeof err, "sub.err");
+        const char *sub[] = { cli(), "sub", "-h", "127.0.0.1", "-p", port, "-t", "cli/+", "-q", qos,
+                              "-C", "3", "-v", "-i", id, NULL };
+        pid_t pid = spawn(sub, NULL, out, err);
+        TT_REQUIRE(pid > 0);
+        TT_REQUIRE(wait_subscribed(&b, id));
+        for (int i = 1; i <= 3; i++) {
+            char msg[16];
+            snprintf(msg, sizeof msg, "m%d", i);
+            const char *pub[] = { mpub, "-h", "127.0.0.1", "-p", port, "-t", topic, "-q", qos,
+                                  "-m", msg, NULL };
+            TT_CHECK_EQ_INT(run(pub, NULL, NULL, NULL), 0);
+        }
+        TT_CHECK_EQ_INT(tt_broker_waitpid(pid, CHILD_MS), 0);
+        char want[128];
+        snprintf(want, sizeof want, "%s m1\n%s m2\n%s m3\n", topic, topic, topic);
+        TT_CHECK_EQ_STR(slurp(out), want);
+        TT_CHECK_EQ_STR(slurp(err), "");
+    }
+    tt_broker_free(&b);
+}
+
+/* ---- mosquitto_sub receives what tether pub sends: -m, -l, --repeat ------------ */
+
+static void test_pub_to_mosquitto_sub(void) {
+    char msub[256], out[300], err[300], in[300], port[16], id[32], topic[32], qos[4];
+    TT_REQUIRE(client_prog("mosquitto_sub", msub, sizeof msub));
+    tt_broker b;
+    TT_REQUIRE(tt_broker_start(&b, NULL) == 0);
+    port_str(port, sizeof port, b.port);
+    scratch(in, sizeof in, "lines.in");
+    write_file(in, "line one\nline two\n");
+    for (int q = 0; q <= 2; q++) {
+        snprintf(id, sizeof id, "msub%d", q);
+        snprintf(topic, sizeof topic, "cli/p%d", q);
+        snprintf(qos, sizeof qos, "%d", q);
+        scratch(out, sizeof out, "msub.out");
+        const char *sub[] = { msub, "-h", "127.0.0.1", "-p", port, "-t", topic, "-q", qos,
+                              "-C", "53", "-i", id, NULL };
+        pid_t pid = spawn(sub, NULL, out, NULL);
+        TT_REQUIRE(pid > 0);
+        TT_REQUIRE(wait_subscribed(&b, id));
+        scratch(err, sizeof err, "pub.err");
+        const char *one[] = { cli(), "pub", "-h", "127.0.0.1", "-p", port, "-t", topic, "-q", qos,
+                              "-m", "single", NULL };
+        TT_CHECK_EQ_INT(run(one, NULL, NULL, err), 0);
+        TT_CHECK_EQ_STR(slurp(err), "");
+        const char *lines[] = { cli(), "pub", "-h", "127.0.0.1", "-p", port, "-t", topic, "-q", qos,
+                                "-l", NULL };
+        TT_CHECK_EQ_INT(run(lines, in, NULL, err), 0);
+        TT_CHECK_EQ_STR(slurp(err), "");
+        char rout[300];
+        scratch(rout, sizeof rout, "repeat.out");
+        const char *rep[] = { cli(), "pub", "-h", "127.0.0.1", "-p", port, "-t", topic, "-q", qos,
+                              "-m", "r", "--repeat", "50", "--inflight", "8", NULL };
+        TT_CHECK_EQ_INT(run(rep, NULL, rout, err), 0);
+        TT_CHECK_EQ_STR(slurp(err), "");
+        TT_CHECK_MSG(!strncmp(slurp(rout), "50 messages in ", 15), "%s", slurp(rout));
+        TT_CHECK_EQ_INT(tt_broker_waitpid(pid, CHILD_MS), 0);
+        const char *got = slurp(out);
+        TT_CHECK_MSG(!strncmp(got, "single\nline one\nline two\nr\n", 27), "qos %d: %.60s", q, got);
+        TT_CHECK_EQ_INT(count_lines(got), 53);
+    }
+    tt_broker_free(&b);
+}
+
+/* ---- retained: tether pub -r, then a later tether sub gets it --------------- */
+
+static void test_retained(void) {
+    char out[300], err[300], port[16];
+    tt_broker b;
+    TT_REQUIRE(tt_broker_start(&b, NULL) == 0);
+    port_str(port, sizeof port, b.port);
+    scratch(err, sizeof err, "ret.err");
+    const char *pub[] = { cli(), "pub", "-h", "127.0.0.1", "-p", port, "-t", "cli/ret", "-q", "1",
+                          "-r", "-m", "kept", NULL };
+    TT_CHECK_EQ_INT(run(pub, NULL, NULL, err), 0);
+    scratch(out, sizeof out, "ret.out");
+    const char *sub[] = { cli(), "sub", "-h", "127.0.0.1", "-p", port, "-t", "cli/#", "-C", "1",
+                          "-W", "5", "-v", NULL };
+    TT_CHECK_EQ_INT(run(sub, NULL, out, err), 0);
+    TT_CHECK_EQ_STR(slurp(out), "cli/ret kept\n");
+    TT_CHECK_EQ_STR(slurp(err), "");
+    tt_broker_free(&b);
+}
+
+/* ---- will: sent when tether sub is killed, not when it ends cleanly --------- */
+
+static void test_will(void) {
+    char msub[256], out[300], port[16];
+    TT_REQUIRE(client_prog("mosquitto_sub", msub, sizeof msub));
+    tt_broker b;
+    TT_REQUIRE(tt_broker_start(&b, NULL) == 0);
+    port_str(port, sizeof port, b.port);
+    scratch(out, sizeof out, "will.out");
+    /* Clean end (SIGTERM: DISCONNECT): no will within 2 s. */
+    const char *watch1[] = { msub, "-h", "127.0.0.1", "-p", port, "-t", "cli/will", "-C", "1",
+                             "-W", "3", "-i", "watch1", NULL };
+    pid_t w = spawn(watch1, NULL, out, NULL);
+    TT_REQUIRE(w > 0);
+    TT_REQUIRE(wait_subscribed(&b, "watch1"));
+    const char *tsub1[] = { cli(), "sub", "-h", "127.0.0.1", "-p", port, "-t", "cli/other", "-i",
+                            "willer1", "--will-topic", "cli/will", "--will-payload", "gone",
+                            "--will-qos", "1", NULL };
+    pid_t t = spawn(tsub1, NULL, NULL, NULL);
+    TT_REQUIRE(t > 0);
+    TT_REQUIRE(wait_subscribed(&b, "willer1"));
+    kill(t, SIGTERM);
+    TT_CHECK_EQ_INT(tt_broker_waitpid(t, CHILD_MS), 0);
+    TT_CHECK_EQ_INT(tt_broker_waitpid(w, CHILD_MS), 27);   /* mosquitto_sub timed out */
+    TT_CHECK_EQ_STR(slurp(out), "");
+    /* Killed: the broker publishes the will. */
+    const char *watch2[] = { msub, "-h", "127.0.0.1", "-p", port, "-t", "cli/will", "-C", "1",
+                             "-W", "8", "-q", "1", "-i", "watch2", NULL };
+    w = spawn(watch2, NULL, out, NULL);
+    TT_REQUIRE(w > 0);
+    TT_REQUIRE(wait_subscribed(&b, "watch2"));
+    const char *tsub2[] = { cli(), "sub", "-h", "127.0.0.1", "-p", port, "-t", "cli/other", "-i",
+                            "willer2", "--will-topic", "cli/will", "--will-payload", "gone",
+                            "--will-qos", "1", NULL };
+    t = spawn(tsub2, NULL, NULL, NULL);
+    TT_REQUIRE(t > 0);
+    TT_REQUIRE(wait_subscribed(&b, "willer2"));
+    kill(t, SIGKILL);
+    TT_CHECK_EQ_INT(tt_broker_waitpid(t, CHILD_MS), 128 + SIGKILL);
+    TT_CHECK_EQ_INT(tt_broker_waitpid(w, CHILD_MS), 0);
+    TT_CHECK_EQ_STR(slurp(out), "gone\n");
+    tt_broker_free(&b);
+}
+
+/* ---- MQTT 5 user properties, both ways ------------------------------------ */
+
+static void test_v5_user_properties(void) {
+    char msub[256], mpub[256], out[300], err[300], port[16];
+    TT_REQUIRE(client_prog("mosquitto_sub", msub, sizeof msub));
+    TT_REQUIRE(client_prog("mosquitto_pub", mpub, sizeof mpub));
+    tt_broker b;
+    TT_REQUIRE(tt_broker_start(&b, NULL) == 0);
+    port_str(port, sizeof port, b.port);
+    scratch(out, sizeof out, "v5.out");
+    scratch(err, sizeof err, "v5.err");
+    /* tether pub -> mosquitto_sub -F '%P %p' (properties as key:value). */
+    const char *msubv[] = { msub, "-V", "5", "-h", "127.0.0.1", "-p", port, "-t", "cli/v5", "-C",
+                            "1", "-F", "%P %p", "-i", "msubv5", NULL };
+    pid_t pid = spawn(msubv, NULL, out, NULL);
+    TT_REQUIRE(pid > 0);
+    TT_REQUIRE(wait_subscribed(&b, "msubv5"));
+    const char *pub[] = { cli(), "pub", "-V", "mqttv5", "-h", "127.0.0.1", "-p", port, "-t",
+                          "cli/v5", "-q", "1", "-m", "hi", "-D", "publish", "user-property", "k",
+                          "v", "-D", "k2", "v2", NULL };
+    TT_CHECK_EQ_INT(run(pub, NULL, NULL, err), 0);
+    TT_CHECK_EQ_STR(slurp(err), "");
+    TT_CHECK_EQ_INT(tt_broker_waitpid(pid, CHILD_MS), 0);
+    TT_CHECK_EQ_STR(slurp(out), "k:v k2:v2 hi\n");
+    /* mosquitto_pub -> tether sub -V 5 -v. */
+    const char *tsub[] = { cli(), "sub", "-V", "5", "-h", "127.0.0.1", "-p", port, "-t", "cli/v5",
+                           "-C", "1", "-v", "-i", "tsubv5", NULL };
+    pid = spawn(tsub, NULL, out, err);
+    TT_REQUIRE(pid > 0);
+    TT_REQUIRE(wait_subscribed(&b, "tsubv5"));
+    const char *mpubv[] = { mpub, "-V", "5", "-h", "127.0.0.1", "-p", port, "-t", "cli/v5", "-m",
+                            "there", "-D", "publish", "user-property", "a", "b", NULL };
+    TT_CHECK_EQ_INT(run(mpubv, NULL, NULL, NULL), 0);
+    TT_CHECK_EQ_INT(tt_broker_waitpid(pid, CHILD_MS), 0);
+    TT_CHECK_EQ_STR(slurp(out), "cli/v5 [a:b] there\n");
+    TT_CHECK_EQ_STR(slurp(err), "");
+    /* Properties need MQTT 5: a usage error. */
+    const char *bad[] = { cli(), "pub", "-p", port, "-t", "x", "-m", "x", "-D", "k", "v", NULL };
+    TT_CHECK_EQ_INT(run(bad, NULL, NULL, err), 2);
+    tt_broker_free(&b);
+}
+
+/* ---- persistent session (-c): messages published while away --------------- */
+
+static void test_persistent_session(void) {
+    char out[300], err[300], port[16];
+    tt_broker b;
+    TT_REQUIRE(tt_broker_start(&b, NULL) == 0);
+    port_str(port, sizeof port, b.port);
+    scratch(out, sizeof out, "ps.out");
+    scratch(err, sizeof err, "ps.err");
+    const char *first[] = { cli(), "sub", "-h", "127.0.0.1", "-p", port, "-t", "cli/ps", "-q", "1",
+                            "-c", "-i", "keeper", "-W", "1", NULL };
+    TT_CHECK_EQ_INT(run(first, NULL, out, err), 27);
+    const char *pub[] = { cli(), "pub", "-h", "127.0.0.1", "-p", port, "-t", "cli/ps", "-q", "1",
+                          "-m", "while away", NULL };
+    TT_CHECK_EQ_INT(run(pub, NULL, NULL, NULL), 0);
+    const char *again[] = { cli(), "sub", "-h", "127.0.0.1", "-p", port, "-t", "cli/ps", "-q", "1",
+                            "-c", "-i", "keeper", "-C", "1", "-W", "5", NULL };
+    TT_CHECK_EQ_INT(run(again, NULL, out, err), 0);
+    TT_CHECK_EQ_STR(slurp(out), "while away\n");
+    /* -c without -i: usage. */
+    const char *noid[] = { cli(), "sub", "-p", port, "-t", "x", "-c", NULL };
+    TT_CHECK_EQ_INT(run(noid, NULL, NULL, NULL), 2);
+    tt_broker_free(&b);
+}
+
+/* ---- --quiet summary, -W timeout ------------------------------------------- */
+
+static void test_quiet_and_timeout(void) {
+    char out[300], err[300], pout[300], port[16];
+    tt_broker b;
+    TT_REQUIRE(tt_broker_start(&b, NULL) == 0);
+    port_str(port, sizeof port, b.port);
+    scratch(out, sizeof out, "q.out");
+    scratch(err, sizeof err, "q.err");
+    scratch(pout, sizeof pout, "qp.out");
+    const char *sub[] = { cli(), "sub", "-h", "127.0.0.1", "-p", port, "-t", "cli/q", "-q", "1",
+                          "-C", "2000", "--quiet", "-i", "quiet", NULL };
+    pid_t pid = spawn(sub, NULL, out, err);
+    TT_REQUIRE(pid > 0);
+    TT_REQUIRE(wait_subscribed(&b, "quiet"));
+    const char *pub[] = { cli(), "pub", "-h", "127.0.0.1", "-p", port, "-t", "cli/q", "-q", "1",
+                          "-m", "x", "--repeat", "2000", NULL };
+    TT_CHECK_EQ_INT(run(pub, NULL, pout, NULL), 0);
+    TT_CHECK_MSG(!strncmp(slurp(pout), "2000 messages in ", 17), "%s", slurp(pout));
+    TT_CHECK_EQ_INT(tt_broker_waitpid(pid, CHILD_MS), 0);
+    const char *got = slurp(out);
+    TT_CHECK_MSG(!strncmp(got, "2000 messages in ", 17) && strstr(got, "msgs/s\n"), "%s", got);
+    TT_CHECK_EQ_INT(count_lines(got), 1);
+    /* Nothing published: -W 1 gives 27, one line on stderr, nothing on stdout. */
+    const char *idle[] = { cli(), "sub", "-h", "127.0.0.1", "-p", port, "-t", "cli/none", "-W", "1",
+                           NULL };
+    TT_CHECK_EQ_INT(run(idle, NULL, out, err), 27);
+    TT_CHECK_EQ_STR(slurp(out), "");
+    TT_CHECK_EQ_INT(count_lines(slurp(err)), 1);
+    const char *idle_c[] = { cli(), "sub", "-h", "127.0.0.1", "-p", port, "-t", "cli/none", "-C",
+                             "2", "-W", "1", NULL };
+    TT_CHECK_EQ_INT(run(idle_c, NULL, out, err), 27);
+    tt_broker_free(&b);
+}
+
+/* ---- errors: one line, the right exit code --------------------------------- */
+
+static int free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof sa;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
+        abort();
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+static void test_connection_refused(void) {
+    char err[300], port[16];
+    port_str(port, sizeof port, free_port());
+    scratch(err, sizeof err, "refused.err");
+    const char *pub[] = { cli(), "pub", "-h", "127.0.0.1", "-p", port, "-t", "x", "-m", "x", NULL };
+    TT_CHECK_EQ_INT(run(pub, NULL, NULL, err), 1);
+    const char *e = slurp(err);
+    TT_CHECK_MSG(strstr(e, "connection refused") && count_lines(e) == 1, "%s", e);
+    char want[64];
+    snprintf(want, sizeof want, "127.0.0.1:%s", port);
+    TT_CHECK_MSG(strstr(e, want), "%s", e);
+    const char *sub[] = { cli(), "sub", "-h", "127.0.0.1", "-p", port, "-t", "x", NULL };
+    TT_CHECK_EQ_INT(run(sub, NULL, NULL, err), 1);
+    e = slurp(err);
+    TT_CHECK_MSG(strstr(e, "connection refused") && count_lines(e) == 1, "%s", e);
+}
+
+static void test_bad_password(void) {
+    char err[300], port[16];
+    tt_broker_user users[] = { { "alice", "secret" } };
+    tt_broker_opts o = { .deny_anonymous = true, .users = users, .nusers = 1 };
+    tt_broker b;
+    TT_REQUIRE(tt_broker_start(&b, &o) == 0);
+    port_str(port, sizeof port, b.port);
+    scratch(err, sizeof err, "auth.err");
+    for (int v = 0; v < 2; v++) {
+        const char *ver = v ? "5" : "311";
+        const char *pub[] = { cli(), "pub", "-V", ver, "-h", "127.0.0.1", "-p", port, "-t", "x",
+                              "-m", "x", "-u", "alice", "-P", "wrong", NULL };
+        TT_CHECK_EQ_INT(run(pub, NULL, NULL, err), 1);
+        const char *e = slurp(err);
+        TT_CHECK_MSG((strstr(e, "not authorized") || strstr(e, "bad user name or password")) &&
+                         count_lines(e) == 1,
+                     "%s", e);
+        const char *sub[] = { cli(), "sub", "-V", ver, "-h", "127.0.0.1", "-p", port, "-t", "x",
+                              NULL };   /* anonymous */
+        TT_CHECK_EQ_INT(run(sub, NULL, NULL, err), 1);
+        e = slurp(err);
+        TT_CHECK_MSG((strstr(e, "not authorized") || strstr(e, "bad user name or password")) &&
+                         count_lines(e) == 1,
+                     "%s", e);
+        const char *good[] = { cli(), "pub", "-V", ver, "-h", "127.0.0.1", "-p", port, "-t", "x",
+                               "-m", "x", "-u", "alice", "-P", "secret", "-q", "1", NULL };
+        TT_CHECK_EQ_INT(run(good, NULL, NULL, err), 0);
+        TT_CHECK_EQ_STR(slurp(err), "");
+    }
+    tt_broker_free(&b);
+}
+
+/* A one-shot fake broker: CONNACK accepted, then SUBACK 0x80 for everything. */
+typedef struct fake {
+    int lfd;
+    int port;
+} fake;
+
+static bool read_packet(int fd, uint8_t *type, uint8_t *body, size_t cap, size_t *len) {
+    uint8_t h;
+    if (read(fd, &h, 1) != 1) return false;
+    size_t rl = 0;
+    for (int shift = 0; shift < 28; shift += 7) {
+        uint8_t d;
+        if (read(fd, &d, 1) != 1) return false;
+        rl |= (size_t)(d & 0x7F) << shift;
+        if (!(d & 0x80)) break;
+    }
+    if (rl > cap) return false;
+    for (size_t got = 0; got < rl;) {
+        ssize_t n = read(fd, body + got, rl - got);
+        if (n <= 0) return false;
+        got += (size_t)n;
+    }
+    *type = h;
+    *len = rl;
+    return true;
+}
+
+static void *fake_run(void *arg) {
+    fake *fk = arg;
+    int fd = accept(fk->lfd, NULL, NULL);
+    if (fd < 0) return NULL;
+    uint8_t type, body[1024];
+    size_t len;
+    while (read_packet(fd, &type, body, sizeof body, &len)) {
+        if ((type >> 4) == 1) {                              /* CONNECT */
+            const uint8_t ack[] = { 0x20, 0x02, 0x00, 0x00 };
+            if (write(fd, ack, sizeof ack) != (ssize_t)sizeof ack) break;
+        } else if ((type >> 4) == 8 && len >= 2) {           /* SUBSCRIBE */
+            const uint8_t ack[] = { 0x90, 0x03, body[0], body[1], 0x80 };
+            if (write(fd, ack, sizeof ack) != (ssize_t)sizeof ack) break;
+        } else if ((type >> 4) == 14) {                      /* DISCONNECT */
+            break;
+        }
+    }
+    close(fd);
+    return NULL;
+}
+
+static void test_subscription_refused(void) {
+    char err[300], port[16];
+    fake fk;
+    fk.lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t slen = sizeof sa;
+    TT_REQUIRE(fk.lfd >= 0 && bind(fk.lfd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+               listen(fk.lfd, 1) == 0 && getsockname(fk.lfd, (struct sockaddr *)&sa, &slen) == 0);
+    fk.port = ntohs(sa.sin_port);
+    pthread_t th;
+    TT_REQUIRE(pthread_create(&th, NULL, fake_run, &fk) == 0);
+    port_str(port, sizeof port, fk.port);
+    scratch(err, sizeof err, "suback.err");
+    const char *sub[] = { cli(), "sub", "-h", "127.0.0.1", "-p", port, "-t", "no/entry", NULL };
+    TT_CHECK_EQ_INT(run(sub, NULL, NULL, err), 1);
+    const char *e = slurp(err);
+    TT_CHECK_MSG(strstr(e, "refused") && strstr(e, "0x80") && strstr(e, "no/entry") &&
+                     count_lines(e) == 1,
+                 "%s", e);
+    shutdown(fk.lfd, SHUT_RDWR);
+    close(fk.lfd);
+    pthread_join(th, NULL);
+}
+
+static void test_usage(void) {
+    char err[300];
+    scratch(err, sizeof err, "usage.err");
+    const char *notopic[] = { cli(), "pub", "-m", "x", NULL };
+    TT_CHECK_EQ_INT(run(notopic, NULL, NULL, err), 2);
+    TT_CHECK_EQ_INT(count_lines(slurp(err)), 1);
+    const char *twomsg[] = { cli(), "pub", "-t", "x", "-m", "x", "-n", NULL };
+    TT_CHECK_EQ_INT(run(twomsg, NULL, NULL, err), 2);
+    const char *badq[] = { cli(), "sub", "-t", "x", "-q", "3", NULL };
+    TT_CHECK_EQ_INT(run(badq, NULL, NULL, err), 2);
+    const char *badv[] = { cli(), "sub", "-t", "x", "-V", "31", NULL };
+    TT_CHECK_EQ_INT(run(badv, NULL, NULL, err), 2);
+    const char *unknown[] = { cli(), "sub", "-t", "x", "--bogus", NULL };
+    TT_CHECK_EQ_INT(run(unknown, NULL, NULL, err), 2);
+    TT_CHECK(strstr(slurp(err), "--bogus") != NULL);
+    const char *help[] = { cli(), "pub", "--help", NULL };
+    TT_CHECK_EQ_INT(run(help, NULL, NULL, NULL), 0);
+}
+
+static void test_cleanup(void) { cleanup_dir(); }
+
+TT_TEST_LIST = {
+    { "sub_from_mosquitto_pub", test_sub_from_mosquitto_pub },
+    { "pub_to_mosquitto_sub", test_pub_to_mosquitto_sub },
+    { "retained", test_retained },
+    { "will", test_will },
+    { "v5_user_properties", test_v5_user_properties },
+    { "persistent_session", test_persistent_session },
+    { "quiet_and_timeout", test_quiet_and_timeout },
+    { "connection_refused", test_connection_refused },
+    { "bad_password", test_bad_password },
+    { "subscription_refused", test_subscription_refused },
+    { "usage", test_usage },
+    { "cleanup", test_cleanup },
+    { NULL, NULL },
+};
