@@ -225,25 +225,21 @@ static void pub_done(tt_client *c, tti_pubreq *p, tt_err rc, int detail, const c
 
 /* ---- Subscriptions ------------------------------------------------------------ */
 
-static tti_subent *sub_find(tt_client *c, const char *filter, size_t len) {
-    for (tti_subent *s = c->subs; s; s = s->next)
-        if (s->filter_len == len && memcmp(s->filter, filter, len) == 0) return s;
-    return NULL;
-}
-
 static void sub_set(tt_client *c, const tti_subent *e) {
-    tti_subent *s = sub_find(c, e->filter, e->filter_len);
+    void *v = NULL;
+    tti_subent *s = tti_trie_lookup(&c->subs, e->filter, e->filter_len, &v) ? v : NULL;
     if (!s) {
         s = tti_calloc(1, sizeof *s);
-        if (!s) return;
-        s->filter = tti_strndup(e->filter, e->filter_len);
-        if (!s->filter) {
+        if (!s || !(s->filter = tti_strndup(e->filter, e->filter_len))) {
             tti_free(s);
             return;
         }
         s->filter_len = e->filter_len;
-        s->next = c->subs;
-        c->subs = s;
+        if (tti_trie_insert(&c->subs, s->filter, s->filter_len, s, NULL) < 0) {
+            tti_free(s->filter);
+            tti_free(s);
+            return;
+        }
     }
     s->qos = e->qos;
     s->no_local = e->no_local;
@@ -254,46 +250,12 @@ static void sub_set(tt_client *c, const tti_subent *e) {
 }
 
 static void sub_remove(tt_client *c, const char *filter, size_t len) {
-    for (tti_subent **pp = &c->subs; *pp; pp = &(*pp)->next) {
-        tti_subent *s = *pp;
-        if (s->filter_len == len && memcmp(s->filter, filter, len) == 0) {
-            *pp = s->next;
-            tti_free(s->filter);
-            tti_free(s);
-            return;
-        }
+    void *v = NULL;
+    if (tti_trie_remove(&c->subs, filter, len, &v) == TT_OK && v) {
+        tti_subent *s = v;
+        tti_free(s->filter);
+        tti_free(s);
     }
-}
-
-/* MQTT topic matching (section 4.7), with "$share/group/" stripped. */
-static bool topic_matches(const char *f, size_t fl, const char *t, size_t tl) {
-    if (fl > 7 && memcmp(f, "$share/", 7) == 0) {
-        const char *slash = memchr(f + 7, '/', fl - 7);
-        if (!slash) return false;
-        fl -= (size_t)(slash + 1 - f);
-        f = slash + 1;
-    }
-    if (tl > 0 && t[0] == '$' && fl > 0 && (f[0] == '+' || f[0] == '#')) return false;
-    size_t i = 0, j = 0;
-    while (i < fl) {
-        if (f[i] == '#') return true;
-        if (f[i] == '+') {
-            while (j < tl && t[j] != '/') j++;
-            i++;
-        } else {
-            size_t fs = i;
-            while (i < fl && f[i] != '/') i++;
-            size_t ts = j;
-            while (j < tl && t[j] != '/') j++;
-            if (i - fs != j - ts || memcmp(f + fs, t + ts, i - fs) != 0) return false;
-        }
-        if (i == fl) return j == tl;
-        /* f[i] == '/' */
-        if (j == tl) return i + 2 == fl && f[i + 1] == '#';   /* "a/#" matches "a" */
-        i++;
-        j++;
-    }
-    return j == tl;
 }
 
 static int encode_subscribe(tt_client *c, tti_subreq *s, uint8_t *out, size_t cap) {
@@ -350,37 +312,66 @@ static void ctl_push(tt_client *c, tti_subreq *s) {
 
 /* After CONNACK: resubscribe (unless the broker kept our session), resend
  * unacknowledged publishes with DUP, then queued requests. */
+#define TTI_MAX_RESENDS 8
+
+typedef struct resub_ctx {
+    size_t strbytes;
+    char *sp;
+    tti_subent *ents;
+    size_t i;
+} resub_ctx;
+
+static void resub_measure(const char *filter, size_t len, void *value, void *arg) {
+    (void)filter;
+    (void)value;
+    ((resub_ctx *)arg)->strbytes += len + 1;
+}
+
+static void resub_fill(const char *filter, size_t len, void *value, void *arg) {
+    resub_ctx *rc = arg;
+    memcpy(rc->sp, filter, len);
+    rc->sp[len] = 0;
+    rc->ents[rc->i] = *(const tti_subent *)value;
+    rc->ents[rc->i].filter = rc->sp;
+    rc->ents[rc->i].next = NULL;
+    rc->sp += len + 1;
+    rc->i++;
+}
+
 static void resume(tt_client *c, bool session_present) {
-    if (c->subs && !(session_present && c->persistent)) {
-        size_t n = 0;
-        for (tti_subent *s = c->subs; s; s = s->next) n++;
-        size_t strbytes = 0;
-        for (tti_subent *s = c->subs; s; s = s->next) strbytes += s->filter_len + 1;
+    /* A broker without our session has no half-finished inbound QoS 2. */
+    if (!session_present && c->qos2_rx) memset(c->qos2_rx, 0, 8192);
+    size_t n = tti_trie_count(&c->subs);
+    if (n && !(session_present && c->persistent)) {
+        resub_ctx rc = { 0 };
+        tti_trie_foreach(&c->subs, resub_measure, &rc);
         /* An internal SUBSCRIBE whose future nobody waits on. */
-        tt_future *f = tti_future_new(NULL, sizeof(tti_subreq) + strbytes + n * sizeof(tti_subent) + n + 16);
+        tt_future *f = tti_future_new(NULL, sizeof(tti_subreq) + rc.strbytes + 8 + n * sizeof(tti_subent) + n);
         if (f) {
             tti_subreq *s = tti_future_extra(f);
             memset(s, 0, sizeof *s);
             s->r.msg.type = TTI_REQ_SUBSCRIBE;
             s->r.f = f;
             s->n = n;
-            char *sp = s->strbuf;
-            s->ents = (tti_subent *)(void *)(((uintptr_t)(sp + strbytes) + 7u) & ~(uintptr_t)7u);
+            rc.sp = s->strbuf;
+            s->ents = (tti_subent *)(void *)(((uintptr_t)(rc.sp + rc.strbytes) + 7u) & ~(uintptr_t)7u);
             s->codes = (uint8_t *)(s->ents + n);
-            size_t i = 0;
-            for (tti_subent *e = c->subs; e; e = e->next, i++) {
-                memcpy(sp, e->filter, e->filter_len + 1);
-                s->ents[i] = *e;
-                s->ents[i].filter = sp;
-                s->ents[i].next = NULL;
-                sp += e->filter_len + 1;
-            }
+            rc.ents = s->ents;
+            tti_trie_foreach(&c->subs, resub_fill, &rc);
             tt_future_free(f);                   /* no caller: only the producer's reference */
             send_subreq(c, s);
         }
     }
-    /* Resend in the order first sent. */
-    for (tti_pubreq *p = c->fl_head; p; p = (tti_pubreq *)(void *)p->r.next) {
+    /* Resend in the order first sent. A message in flight across many
+     * dropped connections is likely what the broker refuses (3.1.1 brokers
+     * drop a client for an oversize packet): give up on it, with a reason. */
+    for (tti_pubreq *p = c->fl_head, *next; p; p = next) {
+        next = (tti_pubreq *)(void *)p->r.next;
+        if (++p->resends > TTI_MAX_RESENDS) {
+            pub_done(c, p, TT_EPROTO, 0,
+                     "the broker closed the connection each time this message was sent");
+            continue;
+        }
         if (p->state == TTI_PUB_RELEASING) send_simple(c, TTI_MQTT_PUBREL, p->pid, 0);
         else write_pub(c, p, true);
     }
@@ -397,15 +388,45 @@ static void resume(tt_client *c, bool session_present) {
 
 static void run_msg(tti_cb *cb);
 
+typedef struct match_ctx {
+    tti_subent *small[16];
+    tti_subent **hits;
+    size_t n, cap;
+    bool oom;
+} match_ctx;
+
+static void on_match(const char *filter, size_t len, void *value, void *arg) {
+    (void)filter;
+    (void)len;
+    match_ctx *mc = arg;
+    tti_subent *s = value;
+    if (!s->handler) return;
+    if (mc->n == mc->cap) {
+        size_t ncap = mc->cap * 2;
+        tti_subent **h = tti_malloc(ncap * sizeof *h);
+        if (!h) {
+            mc->oom = true;
+            return;
+        }
+        memcpy(h, mc->hits, mc->n * sizeof *h);
+        if (mc->hits != mc->small) tti_free(mc->hits);
+        mc->hits = h;
+        mc->cap = ncap;
+    }
+    mc->hits[mc->n++] = s;
+}
+
 static void deliver(tt_client *c, const tti_mqtt_pkt *pkt, tti_mqtt_str topic) {
-    size_t nh = 0;
-    for (tti_subent *s = c->subs; s; s = s->next)
-        if (s->handler && topic_matches(s->filter, s->filter_len, topic.ptr, topic.len)) nh++;
+    match_ctx mc = { .cap = 16 };
+    mc.hits = mc.small;
+    (void)tti_trie_match(&c->subs, topic.ptr, topic.len, on_match, &mc);
+    size_t nh = mc.n;
     size_t plen = c->version == TTI_MQTT_V5 ? pkt->props.raw.len : 0;
     size_t hbytes = (nh ? nh : 1) * sizeof(*((tt_msg *)0)->handlers);
     size_t need = sizeof(tt_msg) + topic.len + 1 + pkt->u.publish.payload.len + plen + hbytes + 8;
     tt_msg *m = tti_malloc(need);
     if (!m) {
+        if (mc.hits != mc.small) tti_free(mc.hits);
         TTI_LOG(ERROR, "session", "no memory for an incoming message of %zu bytes", need);
         return;
     }
@@ -451,14 +472,12 @@ static void deliver(tt_client *c, const tti_mqtt_pkt *pkt, tti_mqtt_str topic) {
                   pkt->props.payload_format == 1;
     }
     m->handlers = (void *)(((uintptr_t)p + 7u) & ~(uintptr_t)7u);
-    size_t i = 0;
-    for (tti_subent *s = c->subs; s; s = s->next)
-        if (s->handler && topic_matches(s->filter, s->filter_len, topic.ptr, topic.len)) {
-            m->handlers[i].fn = s->handler;
-            m->handlers[i].arg = s->arg;
-            i++;
-        }
-    m->nhandlers = i;
+    for (size_t i = 0; i < nh; i++) {
+        m->handlers[i].fn = mc.hits[i]->handler;
+        m->handlers[i].arg = mc.hits[i]->arg;
+    }
+    m->nhandlers = nh;
+    if (mc.hits != mc.small) tti_free(mc.hits);
     tti_actor_retain(&c->actor);     /* the message keeps its client alive */
     if (c->pull) {
         pthread_mutex_lock(&c->pull_lock);
@@ -542,7 +561,10 @@ static void on_publish(tt_client *c, const tti_mqtt_pkt *pkt) {
         send_simple(c, TTI_MQTT_PUBACK, pkt->packet_id, 0);
         break;
     default:
-        if (!qos2_seen(c, pkt->packet_id)) {   /* exactly once: a DUP is not delivered again */
+        /* Exactly once: a redelivery (DUP) of an id we hold is not delivered
+         * again. Without DUP the id was reused for a new message, which means
+         * the broker dropped the old exchange: deliver. */
+        if (!qos2_seen(c, pkt->packet_id) || !pkt->u.publish.dup) {
             deliver(c, pkt, topic);
             qos2_mark(c, pkt->packet_id, true);
         }

@@ -14,6 +14,7 @@
 #include "actors/actor.h"
 #include "actors/future.h"
 #include "actors/runtime.h"
+#include "actors/session/trie.h"
 #include "actors/timer.h"
 #include "codecs/mqtt/mqtt_codec.h"
 #include "transport/transport.h"
@@ -44,6 +45,7 @@ typedef struct tti_pubreq {
     uint16_t pid;
     uint8_t qos;
     uint8_t state;                    /* TTI_PUB_* */
+    uint8_t resends;                  /* redeliveries after reconnects */
     uint8_t data[];
 } tti_pubreq;
 
@@ -151,7 +153,7 @@ struct tt_client {
     uint64_t last_tx_ms, last_rx_ms;
     uint8_t *qos2_rx;                 /* bitmap: inbound QoS 2 ids awaiting PUBREL */
     uint32_t server_max_packet;
-    tti_subent *subs;
+    tti_trie subs;                    /* filter -> tti_subent */
     char **in_alias;                  /* inbound topic aliases */
     uint16_t in_alias_max;
     /* pull mode */

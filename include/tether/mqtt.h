@@ -117,7 +117,10 @@ typedef struct tt_client_opts {
     uint16_t topic_alias_maximum;      /* MQTT 5: inbound aliases we accept; 0 = none */
     bool outbound_topic_aliases;       /* MQTT 5: alias repeated topics to the broker */
     uint16_t max_inflight;             /* outbound QoS>0 window; 0 = 65535 (and the broker's
-                                          Receive Maximum, whichever is smaller) */
+                                          Receive Maximum, whichever is smaller). MQTT 3.1.1
+                                          cannot learn the broker's limit: set it (mosquitto
+                                          drops a client past max_inflight_messages, 20 by
+                                          default, for QoS 2) */
     const tt_will *will;
     const tt_tls_opts *tls;            /* for mqtts:// and wss://, or to force TLS */
     const tt_user_prop *connect_props; /* MQTT 5 user properties on CONNECT */

@@ -57,14 +57,16 @@ static void c_stopped(tti_actor *a) {
     tti_actor_stop(c->strand);
 }
 
+static void free_subent(void *value, void *arg) {
+    (void)arg;
+    tti_subent *s = value;
+    tti_free(s->filter);
+    tti_free(s);
+}
+
 static void c_destroy(tti_actor *a) {
     tt_client *c = TTI_CONTAINER_OF(a, tt_client, actor);
-    while (c->subs) {
-        tti_subent *s = c->subs;
-        c->subs = s->next;
-        tti_free(s->filter);
-        tti_free(s);
-    }
+    tti_trie_fini(&c->subs, free_subent, NULL);
     for (int i = 0; i < 256; i++) tti_free(c->ids[i]);
     if (c->in_alias) {
         for (uint16_t i = 0; i < c->in_alias_max; i++) tti_free(c->in_alias[i]);
@@ -280,6 +282,7 @@ tt_err tt_client_new(tt_runtime *rt, const tt_client_opts *user_opts, tt_client 
     pthread_mutex_init(&c->pull_lock, NULL);
     pthread_cond_init(&c->pull_cond, NULL);
     c->rt = rt;
+    tti_trie_init(&c->subs);
     bool ws = false;
     tt_err rc = parse_url(o.url, &c->host, &c->port, &c->tls, &ws);
     if (rc == TT_OK && ws) rc = TT_ENOTSUP;            /* WebSocket transport: not built yet */

@@ -145,7 +145,491 @@ static void test_pubsub_qos012(void) {
     tt_runtime_free(g_rt);
 }
 
+/* ---- Events --------------------------------------------------------------- */
+
+typedef struct events {
+    pthread_mutex_t lock;
+    int connected, disconnected, reconnecting;
+    tt_err last_err;
+    char last_reason[160];
+} events;
+
+static void on_ev(tt_client *c, const tt_client_event *ev, void *arg) {
+    (void)c;
+    events *e = arg;
+    pthread_mutex_lock(&e->lock);
+    if (ev->kind == TT_EV_CONNECTED) e->connected++;
+    if (ev->kind == TT_EV_DISCONNECTED) {
+        e->disconnected++;
+        e->last_err = ev->err;
+        snprintf(e->last_reason, sizeof e->last_reason, "%s", ev->reason);
+    }
+    if (ev->kind == TT_EV_RECONNECTING) e->reconnecting++;
+    pthread_mutex_unlock(&e->lock);
+}
+
+static int ev_get(events *e, int *field) {
+    pthread_mutex_lock(&e->lock);
+    int v = *field;
+    pthread_mutex_unlock(&e->lock);
+    return v;
+}
+
+static tt_client *connected(const tt_broker *b, tt_client_opts *o) {
+    tt_client *c = make(b, o);
+    if (c && wait_free(tt_client_connect(c)) != TT_OK) {
+        tt_client_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static tt_err subscribe1(tt_client *c, const char *filter, tt_qos q, inbox *in) {
+    tt_sub s = { .filter = filter, .qos = q, .handler = on_msg, .arg = in };
+    return wait_free(tt_client_subscribe(c, &s, 1, NULL));
+}
+
+/* ---- Retained messages and wills ------------------------------------------------ */
+
+static void test_retained_and_will(void) {
+    rt_up();
+    tt_broker b;
+    TT_REQUIRE(tt_broker_start(&b, NULL) == 0);
+    tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
+    tt_client *p = connected(&b, &o);
+    TT_REQUIRE(p);
+    TT_CHECK_EQ_INT(wait_free(tt_client_pub(p, "r/state", "on", 2, TT_QOS1, true)), TT_OK);
+    inbox in = { .lock = PTHREAD_MUTEX_INITIALIZER };
+    tt_client_opts so = TT_OPTS_INIT(tt_client_opts);
+    tt_client *s = connected(&b, &so);
+    TT_REQUIRE(s);
+    TT_CHECK_EQ_INT(subscribe1(s, "r/#", TT_QOS1, &in), TT_OK);
+    TT_CHECK(wait_count(&in, 1, WAIT_MS));
+    TT_CHECK_EQ_STR(in.last_payload, "on");
+    TT_CHECK(in.last_retained);
+
+    /* A will: sent when the connection dies, not after a DISCONNECT. */
+    for (int abrupt = 0; abrupt <= 1; abrupt++) {
+        tt_will w = TT_OPTS_INIT(tt_will);
+        w.topic = "r/will";
+        w.payload = abrupt ? "gone" : "never";
+        w.payload_len = strlen(w.payload);
+        w.qos = TT_QOS1;
+        tt_client_opts wo = TT_OPTS_INIT(tt_client_opts);
+        wo.will = &w;
+        wo.no_reconnect = true;
+        tt_client *wc = connected(&b, &wo);
+        TT_REQUIRE(wc);
+        int before = inbox_count(&in);
+        if (abrupt) {
+            tt_client_free(wc);               /* closes without DISCONNECT */
+            TT_CHECK(wait_count(&in, before + 1, WAIT_MS));
+            TT_CHECK_EQ_STR(in.last_topic, "r/will");
+            TT_CHECK_EQ_STR(in.last_payload, "gone");
+        } else {
+            TT_CHECK_EQ_INT(wait_free(tt_client_disconnect(wc)), TT_OK);
+            tt_client_free(wc);
+            /* A round trip through the broker: anything sent before it has arrived. */
+            TT_CHECK_EQ_INT(wait_free(tt_client_pub(p, "r/sync", "s", 1, TT_QOS1, false)), TT_OK);
+            TT_CHECK(wait_count(&in, before + 1, WAIT_MS));
+            TT_CHECK_EQ_STR(in.last_topic, "r/sync");
+        }
+    }
+    tt_client_free(p);
+    tt_client_free(s);
+    tt_broker_free(&b);
+    tt_runtime_free(g_rt);
+}
+
+/* ---- Persistent session ----------------------------------------------------------- */
+
+static void test_persistent_session(void) {
+    rt_up();
+    tt_broker b;
+    TT_REQUIRE(tt_broker_start(&b, NULL) == 0);
+    for (int v = 4; v <= 5; v++) {
+        char id[32];
+        snprintf(id, sizeof id, "persist-%d", v);
+        inbox in = { .lock = PTHREAD_MUTEX_INITIALIZER };
+        tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
+        o.client_id = id;
+        o.persistent_session = true;
+        o.version = (tt_mqtt_version)v;
+        tt_client *s = connected(&b, &o);
+        TT_REQUIRE(s);
+        TT_CHECK_EQ_INT(subscribe1(s, "p/x", TT_QOS1, &in), TT_OK);
+        TT_CHECK_EQ_INT(wait_free(tt_client_disconnect(s)), TT_OK);
+        tt_client_free(s);
+        tt_client_opts po = TT_OPTS_INIT(tt_client_opts);
+        tt_client *p = connected(&b, &po);
+        TT_REQUIRE(p);
+        for (int i = 0; i < 5; i++)
+            TT_CHECK_EQ_INT(wait_free(tt_client_pub(p, "p/x", "while away", 10, TT_QOS1, false)), TT_OK);
+        tt_client_free(p);
+        /* Back with the same id: the session is there, and so are the messages.
+         * The handler comes from the catch-all: subscriptions of the old
+         * handle are gone with it. */
+        o.on_message = on_msg;
+        o.on_message_arg = &in;
+        s = make(&b, &o);
+        TT_REQUIRE(s);
+        tt_future *f = tt_client_connect(s);
+        TT_CHECK_EQ_INT(tt_future_wait(f, WAIT_MS), TT_OK);
+        TT_CHECK_EQ_INT(tt_future_get_i64(f), 1);          /* session present */
+        tt_future_free(f);
+        TT_CHECK(wait_count(&in, 5, WAIT_MS));
+        TT_CHECK_EQ_STR(in.last_payload, "while away");
+        tt_client_free(s);
+    }
+    tt_broker_free(&b);
+    tt_runtime_free(g_rt);
+}
+
+/* ---- Broker restarts mid-stream ------------------------------------------------------ */
+
+static void test_broker_restart_midstream(void) {
+    rt_up();
+    tt_broker_opts bo = { .persistence = true, .max_queued_messages = TT_BROKER_UNLIMITED };
+    tt_broker b;
+    TT_REQUIRE(tt_broker_start(&b, &bo) == 0);
+    const int n = TT_SCALED(4000);
+    for (int q = 1; q <= 2; q++) {
+        inbox in = { .lock = PTHREAD_MUTEX_INITIALIZER };
+        in.seqs = calloc((size_t)n * 2, sizeof(uint32_t));
+        in.cap = n * 2;
+        char sid[32], pid[32], topic[32];
+        snprintf(sid, sizeof sid, "restart-sub-%d", q);
+        snprintf(pid, sizeof pid, "restart-pub-%d", q);
+        snprintf(topic, sizeof topic, "stream/%d", q);
+        events ev = { .lock = PTHREAD_MUTEX_INITIALIZER };
+        tt_client_opts so = TT_OPTS_INIT(tt_client_opts);
+        so.client_id = sid;
+        so.persistent_session = true;
+        so.backoff_min_ms = 50;
+        so.backoff_max_ms = 200;
+        so.on_message = on_msg;
+        so.on_message_arg = &in;
+        tt_client *s = connected(&b, &so);
+        TT_REQUIRE(s);
+        TT_CHECK_EQ_INT(subscribe1(s, topic, (tt_qos)q, &in), TT_OK);
+        tt_client_opts po = TT_OPTS_INIT(tt_client_opts);
+        po.client_id = pid;
+        po.persistent_session = true;
+        po.backoff_min_ms = 50;
+        po.backoff_max_ms = 200;
+        po.max_inflight = 20;                   /* mosquitto's default receive maximum */
+        po.offline_queue_bytes = 16u << 20;
+        po.on_event = on_ev;
+        po.on_event_arg = &ev;
+        tt_client *p = connected(&b, &po);
+        TT_REQUIRE(p);
+        tt_future **fs = calloc((size_t)n, sizeof *fs);
+        for (int i = 0; i < n; i++) {
+            uint32_t seq = (uint32_t)i;
+            fs[i] = tt_client_pub(p, topic, &seq, sizeof seq, (tt_qos)q, false);
+            if (i == n / 2) TT_CHECK_EQ_INT(tt_broker_restart(&b), 0);
+        }
+        int ok = 0;
+        for (int i = 0; i < n; i++) {
+            tt_err frc = tt_future_wait(fs[i], 30000);
+            if (frc == TT_OK) ok++;
+            else if (ok + 1 == i || i == n - 1) {
+                const char *why;
+                tt_future_detail(fs[i], &why);
+                fprintf(stderr, "  publish %d at QoS %d: %s (%s)\n", i, q, tt_err_name(frc), why);
+            }
+            tt_future_free(fs[i]);
+        }
+        free(fs);
+        TT_CHECK_EQ_INT(ok, n);                          /* every publish acknowledged */
+        if (ok != n && getenv("TT_DUMP_BROKER")) tt_broker_dump_log(&b, stderr);
+        TT_CHECK(ev_get(&ev, &ev.disconnected) >= 1);    /* the restart was seen */
+        /* Every sequence number arrives; at QoS 2 exactly once. */
+        for (int t = 0; t < 3000 && inbox_count(&in) < n; t++) usleep(10000);
+        pthread_mutex_lock(&in.lock);
+        char *seen = calloc((size_t)n, 1);
+        int dups = 0, missing = 0;
+        for (int i = 0; i < in.nseqs; i++) {
+            if (in.seqs[i] < (uint32_t)n && seen[in.seqs[i]]++) dups++;
+        }
+        for (int i = 0; i < n; i++) missing += !seen[i];
+        pthread_mutex_unlock(&in.lock);
+        TT_CHECK_MSG(missing == 0, "QoS %d: %d of %d missing", q, missing, n);
+        if (q == 2) TT_CHECK_MSG(dups == 0, "QoS 2: %d duplicates", dups);
+        free(seen);
+        tt_client_free(p);
+        tt_client_free(s);
+        free(in.seqs);
+    }
+    tt_broker_free(&b);
+    tt_runtime_free(g_rt);
+}
+
+/* ---- Keepalive ------------------------------------------------------------------------- */
+
+static void test_keepalive_detects_stalled_broker(void) {
+    rt_up();
+    tt_broker b;
+    TT_REQUIRE(tt_broker_start(&b, NULL) == 0);
+    events ev = { .lock = PTHREAD_MUTEX_INITIALIZER };
+    tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
+    o.keepalive_s = 2;
+    o.on_event = on_ev;
+    o.on_event_arg = &ev;
+    o.backoff_min_ms = 60000;                 /* no reconnect during the test */
+    o.backoff_max_ms = 60000;
+    tt_client *c = connected(&b, &o);
+    TT_REQUIRE(c);
+    usleep(3000 * 1000);                      /* pings keep it alive past one keepalive */
+    TT_CHECK_EQ_INT(ev_get(&ev, &ev.disconnected), 0);
+    TT_REQUIRE(tt_broker_pause(&b) == 0);
+    double t0 = tt_test_now_();
+    while (ev_get(&ev, &ev.disconnected) == 0 && tt_test_now_() - t0 < 10) usleep(10000);
+    double dt = tt_test_now_() - t0;
+    TT_CHECK_EQ_INT(ev_get(&ev, &ev.disconnected), 1);
+    TT_CHECK_EQ_INT(ev.last_err, TT_ETIMEDOUT);
+    TT_CHECK_MSG(dt <= 1.5 * 2 + 0.1, "detected after %.2f s", dt);
+    tt_broker_resume(&b);
+    tt_client_free(c);
+    tt_broker_free(&b);
+    tt_runtime_free(g_rt);
+}
+
+/* ---- Specific errors --------------------------------------------------------------------- */
+
+static void test_specific_errors(void) {
+    rt_up();
+    tt_broker_user users[] = { { "alice", "secret" } };
+    tt_broker_opts bo = { .deny_anonymous = true, .users = users, .nusers = 1, .max_packet_size = 1000 };
+    tt_broker b;
+    TT_REQUIRE(tt_broker_start(&b, &bo) == 0);
+    for (int v = 4; v <= 5; v++) {
+        tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
+        o.version = (tt_mqtt_version)v;
+        o.username = "alice";
+        o.password = "wrong";
+        tt_client *c = make(&b, &o);
+        TT_REQUIRE(c);
+        tt_future *f = tt_client_connect(c);
+        TT_CHECK_EQ_INT(tt_future_wait(f, WAIT_MS), TT_EAUTH);
+        const char *why;
+        int detail = tt_future_detail(f, &why);
+        TT_CHECK_MSG(v == 4 ? (detail == 4 || detail == 5) : (detail == 0x86 || detail == 0x87),
+                     "detail %d (%s)", detail, why);
+        TT_CHECK(strlen(why) > 0);
+        tt_future_free(f);
+        tt_client_free(c);
+
+        o.password = "secret";
+        o.backoff_min_ms = 20;
+        o.backoff_max_ms = 40;
+        c = connected(&b, &o);
+        TT_REQUIRE(c);
+        /* Bigger than the broker's maximum packet size. */
+        char big[2000];
+        memset(big, 'x', sizeof big);
+        f = tt_client_pub(c, "big", big, sizeof big, TT_QOS1, false);
+        tt_err rc = tt_future_wait(f, WAIT_MS);
+        if (v == 5) {
+            TT_CHECK_EQ_INT(rc, TT_EINVAL);              /* refused before sending */
+            tt_future_detail(f, &why);
+            TT_CHECK(strstr(why, "maximum") != NULL);
+        } else {
+            /* 3.1.1 has no way to learn the limit: the broker drops the
+             * connection each time, and after a few tries the call fails. */
+            TT_CHECK_EQ_INT(rc, TT_EPROTO);
+        }
+        tt_future_free(f);
+        tt_client_free(c);
+    }
+    /* Nobody listening. */
+    tt_broker_stop(&b);
+    tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
+    o.no_reconnect = true;
+    tt_client *c = make(&b, &o);
+    TT_REQUIRE(c);
+    TT_CHECK_EQ_INT(wait_free(tt_client_connect(c)), TT_ECONNREFUSED);
+    tt_client_free(c);
+    /* Bad arguments fail at once, through the future. */
+    o.url = "mqtt://";
+    TT_CHECK_EQ_INT(tt_client_new(g_rt, &o, &c), TT_EINVAL);
+    o.url = "http://example";
+    TT_CHECK_EQ_INT(tt_client_new(g_rt, &o, &c), TT_EINVAL);
+    tt_broker_free(&b);
+    tt_runtime_free(g_rt);
+}
+
+/* ---- Offline queue --------------------------------------------------------------------- */
+
+static void test_offline_queue_bound(void) {
+    rt_up();
+    tt_broker b;
+    TT_REQUIRE(tt_broker_start(&b, NULL) == 0);
+    for (int policy = 0; policy <= 1; policy++) {
+        tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
+        o.offline_queue_bytes = 10000;
+        o.overflow = (tt_overflow)policy;
+        o.backoff_min_ms = 60000;
+        o.backoff_max_ms = 60000;
+        tt_client *c = connected(&b, &o);
+        TT_REQUIRE(c);
+        TT_REQUIRE(tt_broker_stop(&b) == 0);
+        /* Wait until the client noticed. */
+        tt_future *f = NULL;
+        for (int i = 0; i < 500; i++) {
+            f = tt_client_ping(c);
+            if (tt_future_wait(f, WAIT_MS) == TT_ECLOSED) break;
+            tt_future_free(f);
+            f = NULL;
+            usleep(10000);
+        }
+        tt_future_free(f);
+        char pl[100] = { 0 };
+        tt_future *fs[200];
+        for (int i = 0; i < 200; i++) fs[i] = tt_client_pub(c, "q", pl, sizeof pl, TT_QOS1, false);
+        /* ~107 bytes each: about 93 fit in 10000. */
+        /* The last call has been handled once a later ping comes back. */
+        TT_CHECK_EQ_INT(wait_free(tt_client_ping(c)), TT_ECLOSED);
+        int eagain = 0, pending = 0;
+        for (int i = 0; i < 200; i++) {
+            tt_err rc = tt_future_result(fs[i]);
+            if (rc == TT_EAGAIN) eagain++;
+            else if (rc == TT_EBUSY) pending++;
+        }
+        TT_CHECK(pending > 80 && pending < 100);
+        TT_CHECK_EQ_INT(eagain + pending, 200);
+        if (policy == TT_OVERFLOW_FAIL) {
+            TT_CHECK_EQ_INT(tt_future_result(fs[0]), TT_EBUSY);      /* the oldest wait */
+            TT_CHECK_EQ_INT(tt_future_result(fs[199]), TT_EAGAIN);   /* the newest failed */
+        } else {
+            TT_CHECK_EQ_INT(tt_future_result(fs[0]), TT_EAGAIN);     /* the oldest dropped */
+            TT_CHECK_EQ_INT(tt_future_result(fs[199]), TT_EBUSY);
+        }
+        for (int i = 0; i < 200; i++) tt_future_free(fs[i]);
+        tt_client_free(c);
+        TT_REQUIRE(tt_broker_restart(&b) == 0);
+    }
+    tt_broker_free(&b);
+    tt_runtime_free(g_rt);
+}
+
+/* ---- Many clients in one process --------------------------------------------------------- */
+
+static void test_thousand_clients(void) {
+    rt_up();
+    tt_broker_opts bo = { .extra_conf = "max_connections -1\n" };
+    tt_broker b;
+    TT_REQUIRE(tt_broker_start(&b, &bo) == 0);
+    const int n = TT_SCALED(1000) < 200 ? 200 : TT_SCALED(1000);
+    tt_client **cs = calloc((size_t)n, sizeof *cs);
+    tt_future **fs = calloc((size_t)n, sizeof *fs);
+    for (int i = 0; i < n; i++) {
+        tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
+        cs[i] = make(&b, &o);
+        TT_REQUIRE(cs[i]);
+        fs[i] = tt_client_connect(cs[i]);
+    }
+    int ok = 0;
+    for (int i = 0; i < n; i++) {
+        ok += tt_future_wait(fs[i], 60000) == TT_OK;
+        tt_future_free(fs[i]);
+        fs[i] = tt_client_pub(cs[i], "many", "x", 1, TT_QOS1, false);
+    }
+    TT_CHECK_EQ_INT(ok, n);
+    ok = 0;
+    for (int i = 0; i < n; i++) {
+        ok += tt_future_wait(fs[i], 60000) == TT_OK;
+        tt_future_free(fs[i]);
+        tt_client_free(cs[i]);
+    }
+    TT_CHECK_EQ_INT(ok, n);
+    free(cs);
+    free(fs);
+    tt_broker_free(&b);
+    tt_runtime_free(g_rt);
+}
+
+/* ---- Pull mode, MQTT 5 properties, freeing from a callback ------------------------------- */
+
+static void free_me(tt_client *c, const tt_msg *m, void *arg) {
+    (void)m;
+    tt_client_free(c);
+    atomic_store((atomic_int *)arg, 1);
+}
+
+static void test_pull_props_and_self_free(void) {
+    rt_up();
+    tt_broker b;
+    TT_REQUIRE(tt_broker_start(&b, NULL) == 0);
+    tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
+    o.version = TT_MQTT_5;
+    o.pull = true;
+    tt_client *c = connected(&b, &o);
+    TT_REQUIRE(c);
+    TT_CHECK_EQ_INT(subscribe1(c, "pull/#", TT_QOS1, NULL), TT_OK);
+    tt_msg *m = NULL;
+    TT_CHECK_EQ_INT(tt_client_poll(c, 0, &m), TT_ETIMEDOUT);
+    tt_user_prop props[] = { { "k1", "v1" }, { "k2", "v2" } };
+    tt_pub pm = TT_OPTS_INIT(tt_pub);
+    pm.topic = "pull/a";
+    pm.payload = "body";
+    pm.payload_len = 4;
+    pm.qos = TT_QOS1;
+    pm.props = props;
+    pm.nprops = 2;
+    pm.content_type = "text/plain";
+    pm.correlation = "id-7";
+    pm.correlation_len = 4;
+    pm.response_topic = "pull/reply";
+    TT_CHECK_EQ_INT(wait_free(tt_client_publish(c, &pm, NULL)), TT_OK);
+    TT_CHECK_EQ_INT(tt_client_poll(c, WAIT_MS, &m), TT_OK);
+    TT_REQUIRE(m);
+    size_t l;
+    TT_CHECK(!memcmp(tt_msg_payload(m, &l), "body", 4) && l == 4);
+    TT_CHECK_EQ_INT(tt_msg_user_prop_count(m), 2);
+    const char *k, *v;
+    size_t kl, vl;
+    TT_CHECK(tt_msg_user_prop(m, 1, &k, &kl, &v, &vl) && kl == 2 && !memcmp(k, "k2", 2) && !memcmp(v, "v2", 2));
+    TT_CHECK(!tt_msg_user_prop(m, 2, &k, &kl, &v, &vl));
+    const char *ct = tt_msg_content_type(m, &l);
+    TT_CHECK(ct && l == 10 && !memcmp(ct, "text/plain", 10));
+    const char *rt = tt_msg_response_topic(m, &l);
+    TT_CHECK(rt && l == 10 && !memcmp(rt, "pull/reply", 10));
+    const void *cd = tt_msg_correlation(m, &l);
+    TT_CHECK(cd && l == 4 && !memcmp(cd, "id-7", 4));
+    tt_msg_unref(m);
+    /* MQTT 5 fields on a 3.1.1 client are refused. */
+    tt_client_opts o3 = TT_OPTS_INIT(tt_client_opts);
+    tt_client *c3 = make(&b, &o3);
+    TT_CHECK_EQ_INT(wait_free(tt_client_publish(c3, &pm, NULL)), TT_EINVAL);
+    tt_client_free(c3);
+    tt_client_free(c);
+
+    /* A handler that frees its own client. */
+    atomic_int freed = 0;
+    tt_client_opts fo = TT_OPTS_INIT(tt_client_opts);
+    fo.on_message = free_me;
+    fo.on_message_arg = &freed;
+    c = connected(&b, &fo);
+    TT_REQUIRE(c);
+    tt_sub s = { .filter = "self", .qos = TT_QOS0 };
+    TT_CHECK_EQ_INT(wait_free(tt_client_subscribe(c, &s, 1, NULL)), TT_OK);
+    tt_future_free(tt_client_pub(c, "self", "x", 1, TT_QOS0, false));
+    for (int i = 0; i < 1000 && !atomic_load(&freed); i++) usleep(5000);
+    TT_CHECK(atomic_load(&freed));
+    tt_broker_free(&b);
+    tt_runtime_free(g_rt);
+}
+
 TT_TEST_LIST = {
     { "pubsub_qos012", test_pubsub_qos012 },
+    { "retained_and_will", test_retained_and_will },
+    { "persistent_session", test_persistent_session },
+    { "broker_restart_midstream", test_broker_restart_midstream },
+    { "keepalive_detects_stalled_broker", test_keepalive_detects_stalled_broker },
+    { "specific_errors", test_specific_errors },
+    { "offline_queue_bound", test_offline_queue_bound },
+    { "thousand_clients", test_thousand_clients },
+    { "pull_props_and_self_free", test_pull_props_and_self_free },
     { NULL, NULL },
 };
