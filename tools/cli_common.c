@@ -295,7 +295,13 @@ void cli_shutdown(tt_runtime *rt, tt_client *c, bool disconnect) {
         (void)tt_future_wait(f, 5000);
         tt_future_free(f);
     }
-    if (c) tt_client_free(c);
+    if (c) {
+        /* Wait until no callback of c can run any more, then release it. */
+        tt_future *f = tt_client_close(c);
+        (void)tt_future_wait(f, 5000);
+        tt_future_free(f);
+        tt_client_free(c);
+    }
     if (rt) tt_runtime_free(rt);
 }
 
