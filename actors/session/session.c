@@ -599,7 +599,7 @@ static void on_connack(tt_client *c, const tti_mqtt_pkt *pkt) {
             e = (rc == TTI_MQTT_CONNACK_BAD_USERNAME_PASSWORD || rc == TTI_MQTT_CONNACK_NOT_AUTHORIZED)
                     ? TT_EAUTH
                     : TT_EREFUSED;
-            snprintf(why, sizeof why, "connection refused: %s (%d)", tti_mqtt_connack_rc_str((uint8_t)rc), rc);
+            snprintf(why, sizeof why, "%s (%d)", tti_mqtt_connack_rc_str((uint8_t)rc), rc);
         }
         /* A refusal is final for the call that asked; no retry loop on bad credentials. */
         if (c->connect_f) c->want_up = false;
@@ -871,7 +871,9 @@ static uint32_t backoff_ms(tt_client *c) {
     return lo + (uint32_t)(((uint64_t)rand() * (cap - lo + 1)) / ((uint64_t)RAND_MAX + 1));
 }
 
-static void lost(tt_client *c, tt_err err, int detail, const char *reason) {
+static void lost(tt_client *c, tt_err err, int detail, const char *reason_in) {
+    char reason[200];                /* reason_in may live in the transport freed below */
+    snprintf(reason, sizeof reason, "%s", reason_in ? reason_in : "");
     bool was_up = c->state == ST_UP;
     if (c->tr) {
         tti_transport_free(c->tr);
@@ -886,7 +888,10 @@ static void lost(tt_client *c, tt_err err, int detail, const char *reason) {
     c->inflight = 0;
     for (tti_pubreq *p = c->fl_head; p; p = (tti_pubreq *)(void *)p->r.next) c->inflight++;
     TTI_LOG(INFO, "session", "%s: connection lost: %s (%s)", c->client_id, reason, tt_err_name(err));
-    if (was_up) emit(c, TT_EV_DISCONNECTED, err, detail, reason, false, 0);
+    if (was_up) {
+        if (c->disconnect_f) emit(c, TT_EV_DISCONNECTED, TT_OK, 0, "disconnected by the caller", false, 0);
+        else emit(c, TT_EV_DISCONNECTED, err, detail, reason, false, 0);
+    }
     if (c->connect_f) {
         tt_future *f = c->connect_f;
         c->connect_f = NULL;

@@ -638,8 +638,7 @@ tt_future *tt_client_close(tt_client *c) {
         (void)tt_promise_complete(tti_future_promise(f), TT_OK, 0, NULL);   /* already closing */
         return f;
     }
-    c->close_f = f;                  /* read by the stop handler, after the stop message */
-    tti_future_retain(f);            /* until the strand completes it */
+    c->close_f = f;                  /* the stop handler completes it (producer's reference) */
     tti_runtime_remove_member(&c->member);
     tti_actor_abort(&c->actor);
     return f;
