@@ -88,6 +88,7 @@ static void *loop_thread_main(void *arg) {
             break;
         }
     }
+    tti_run_thread_exit_hook();
     tti_library_leave();
     return NULL;
 }

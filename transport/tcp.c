@@ -15,6 +15,7 @@
 
 #include "actors/core/alloc.h"
 #include "actors/core/log.h"
+#include "transport/tls.h"
 #include "transport/transport.h"
 
 struct tti_transport {
@@ -33,7 +34,26 @@ struct tti_transport {
     bool congested;
     bool connected;
     bool dead;                        /* freed while DNS was pending */
+    /* TLS: the session reads plain_in and writes plain_out. */
+    tti_tls_ctx *tls_ctx;
+    tti_tls *tls;
+    struct evbuffer *plain_in, *plain_out;
+    char *host, *sni, *alpn;
+    bool tls_up;
 };
+
+static void release(tti_transport *t) {
+    if (t->tls) tti_tls_free(t->tls);
+    if (t->tls_ctx) tti_tls_ctx_unref(t->tls_ctx);
+    if (t->plain_in) evbuffer_free(t->plain_in);
+    if (t->plain_out) evbuffer_free(t->plain_out);
+    tti_free(t->host);
+    tti_free(t->sni);
+    tti_free(t->alpn);
+    event_free(t->err_ev);
+    tti_free(t->source_addr);
+    tti_free(t);
+}
 
 static void err_cb(evutil_socket_t fd, short what, void *arg) {
     tti_transport *t = arg;
@@ -52,9 +72,36 @@ static void fail(tti_transport *t, tt_err err, int detail, const char *reason) {
     event_active(t->err_ev, EV_TIMEOUT, 0);
 }
 
+static void tls_fail(tti_transport *t, int rc) {
+    int code = 0;
+    const char *why = tti_tls_error(t->tls, &code);
+    if (rc == TT_ECONNRESET) fail(t, TT_ECONNRESET, 0, "TLS connection closed by the peer");
+    else fail(t, TT_ETLS, code, why && *why ? why : "TLS failure");
+}
+
+/* Ciphertext arrived: finish the handshake, or decrypt for the session. */
+static void tls_input(tti_transport *t) {
+    struct evbuffer *in = bufferevent_get_input(t->bev), *out = bufferevent_get_output(t->bev);
+    if (!t->tls_up) {
+        int rc = tti_tls_handshake(t->tls, in, out);
+        if (rc == TT_EAGAIN) return;
+        if (rc != TT_OK) {
+            tls_fail(t, rc);
+            return;
+        }
+        t->tls_up = true;
+        t->cbs.on_connected(t->ctx);
+        if (t->err != TT_OK || !t->bev) return;
+    }
+    int n = tti_tls_read(t->tls, in, t->plain_in, out);
+    if (evbuffer_get_length(t->plain_in) > 0) t->cbs.on_read(t->ctx, t->plain_in);
+    if (n < 0 && t->err == TT_OK) tls_fail(t, n);
+}
+
 static void read_cb(struct bufferevent *bev, void *arg) {
     tti_transport *t = arg;
-    t->cbs.on_read(t->ctx, bufferevent_get_input(bev));
+    if (t->tls) tls_input(t);
+    else t->cbs.on_read(t->ctx, bufferevent_get_input(bev));
 }
 
 static void write_cb(struct bufferevent *bev, void *arg) {
@@ -75,7 +122,19 @@ static void event_cb(struct bufferevent *bev, short what, void *arg) {
         evutil_socket_t fd = bufferevent_getfd(t->bev);
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         bufferevent_enable(t->bev, EV_READ | EV_WRITE);
-        t->cbs.on_connected(t->ctx);
+        if (!t->tls_ctx) {
+            t->cbs.on_connected(t->ctx);
+            return;
+        }
+        tt_err err = TT_OK;
+        t->tls = tti_tls_new(t->tls_ctx, t->host, t->sni, t->alpn, &err);
+        t->plain_in = evbuffer_new();
+        t->plain_out = evbuffer_new();
+        if (!t->tls || !t->plain_in || !t->plain_out) {
+            fail(t, err != TT_OK ? err : TT_ENOMEM, 0, "cannot start TLS");
+            return;
+        }
+        tls_input(t);                /* sends the ClientHello */
         return;
     }
     int err = EVUTIL_SOCKET_ERROR();
@@ -133,9 +192,7 @@ static void dns_cb(int result, struct evutil_addrinfo *res, void *arg) {
     t->dns_req = NULL;
     if (t->dead) {                   /* freed while resolving */
         if (res) evutil_freeaddrinfo(res);
-        event_free(t->err_ev);
-        tti_free(t->source_addr);
-        tti_free(t);
+        release(t);
         return;
     }
     if (result != 0 || !res) {
@@ -150,7 +207,7 @@ static void dns_cb(int result, struct evutil_addrinfo *res, void *arg) {
 
 tt_err tti_transport_connect(struct event_base *base, const tti_transport_opts *o,
                              const tti_transport_cbs *cbs, void *ctx, tti_transport **out) {
-    if (o->tls) return TT_ENOTSUP;   /* the TLS layer plugs in here */
+    if (o->tls && !o->tls_ctx) return TT_EINVAL;
     tti_transport *t = tti_calloc(1, sizeof *t);
     if (!t) return TT_ENOMEM;
     t->err_ev = event_new(base, -1, 0, err_cb, t);
@@ -158,14 +215,23 @@ tt_err tti_transport_connect(struct event_base *base, const tti_transport_opts *
         tti_free(t);
         return TT_ENOMEM;
     }
+    if (o->tls) {
+        t->tls_ctx = tti_tls_ctx_ref(o->tls_ctx);
+        t->host = tti_strdup(o->host);
+        t->sni = o->tls_opts && o->tls_opts->sni ? tti_strdup(o->tls_opts->sni) : NULL;
+        t->alpn = o->tls_opts && o->tls_opts->alpn ? tti_strdup(o->tls_opts->alpn) : NULL;
+        if (!t->host) {
+            release(t);
+            return TT_ENOMEM;
+        }
+    }
     t->base = base;
     t->cbs = *cbs;
     t->ctx = ctx;
     t->port = o->port;
     t->high_water = o->high_water ? o->high_water : 4u << 20;
     if (o->source_addr && !(t->source_addr = tti_strdup(o->source_addr))) {
-        event_free(t->err_ev);
-        tti_free(t);
+        release(t);
         return TT_ENOMEM;
     }
     *out = t;
@@ -197,11 +263,20 @@ tt_err tti_transport_connect(struct event_base *base, const tti_transport_opts *
 }
 
 struct evbuffer *tti_transport_out(tti_transport *t) {
+    if (t->tls) return t->plain_out;
     return t->bev ? bufferevent_get_output(t->bev) : NULL;
 }
 
 void tti_transport_flush(tti_transport *t) {
-    if (t->bev && !t->congested && evbuffer_get_length(bufferevent_get_output(t->bev)) > t->high_water)
+    if (!t->bev) return;
+    if (t->tls && t->tls_up && evbuffer_get_length(t->plain_out) > 0) {
+        int rc = tti_tls_write(t->tls, t->plain_out, bufferevent_get_output(t->bev));
+        if (rc < 0) {
+            tls_fail(t, rc);
+            return;
+        }
+    }
+    if (!t->congested && evbuffer_get_length(bufferevent_get_output(t->bev)) > t->high_water)
         t->congested = true;
 }
 
@@ -228,7 +303,5 @@ void tti_transport_free(tti_transport *t) {
         evdns_getaddrinfo_cancel(r);
         return;
     }
-    event_free(t->err_ev);
-    tti_free(t->source_addr);
-    tti_free(t);
+    release(t);
 }

@@ -6,6 +6,7 @@
 #include <tether/err.h>
 
 #include "actors/core/log.h"
+#include "transport/tls.h"
 
 int tti_tls_global_init(void) {
     int rc = wolfSSL_Init();
@@ -13,5 +14,6 @@ int tti_tls_global_init(void) {
         TTI_LOG(ERROR, "tls", "wolfSSL_Init failed (%d)", rc);
         return TT_ETLS;
     }
+    tti_set_thread_exit_hook(tti_tls_thread_done);
     return TT_OK;
 }

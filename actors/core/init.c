@@ -10,6 +10,14 @@
 #include "transport/tls_init.h"
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static void (*_Atomic g_thread_exit)(void);
+
+void tti_set_thread_exit_hook(void (*fn)(void)) { g_thread_exit = fn; }
+
+void tti_run_thread_exit_hook(void) {
+    void (*fn)(void) = g_thread_exit;
+    if (fn) fn();
+}
 static int g_init_rc = TT_OK;
 
 static void init_once(void) {

@@ -8,6 +8,11 @@
 
 #ifndef TT_LOG_COMPILE_MIN
 #define TT_LOG_COMPILE_MIN TT_LOG_TRACE
+/* One process-wide hook run by every tether thread as it ends (the TLS layer
+ * frees per-thread caches there). Set once, from tt_init(). */
+void tti_set_thread_exit_hook(void (*fn)(void));
+void tti_run_thread_exit_hook(void);
+
 #endif
 
 extern atomic_int tti_log_min_level;
@@ -22,5 +27,10 @@ void tti_log_write(tt_log_level level, const char *tag, const char *fmt, ...)
                                                    memory_order_relaxed))          \
             tti_log_write(TT_LOG_##level, tag, __VA_ARGS__);                       \
     } while (0)
+
+/* One process-wide hook run by every tether thread as it ends (the TLS layer
+ * frees per-thread caches there). Set once, from tt_init(). */
+void tti_set_thread_exit_hook(void (*fn)(void));
+void tti_run_thread_exit_hook(void);
 
 #endif

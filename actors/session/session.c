@@ -815,12 +815,13 @@ static void start_connect(tt_client *c) {
     o.dns = tti_loop_dns(c->actor.loop);
     o.tls = c->tls;
     o.tls_opts = &c->tls_opts;
+    o.tls_ctx = c->tls_ctx;
     c->state = ST_CONNECTING;
     tti_timer_arm(c->conn_timer, c->connect_timeout_ms);
     tt_err rc = tti_transport_connect(c->actor.loop->base, &o, &tr_cbs, c, &c->tr);
     if (rc != TT_OK) {
         c->tr = NULL;
-        lost(c, rc, 0, rc == TT_ENOTSUP ? "TLS transport not built yet" : "cannot start the connection");
+        lost(c, rc, 0, "cannot start the connection");
     }
 }
 

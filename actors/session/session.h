@@ -127,6 +127,7 @@ struct tt_client {
     uint8_t *connect_pkt;
     size_t connect_len;
     tt_tls_opts tls_opts;
+    struct tti_tls_ctx *tls_ctx;      /* shared by every connection of this client */
     /* any thread */
     atomic_size_t queued_ops;
     atomic_bool closing;

@@ -13,6 +13,7 @@
 #include "actors/pool.h"
 #include "actors/session/session.h"
 #include "codecs/mqtt/mqtt_codec.h"
+#include "transport/tls.h"
 
 void tti_session_dispatch(tt_client *c, tti_msg *m);
 void tti_session_drop(tt_client *c, tti_msg *m);
@@ -78,6 +79,7 @@ static void c_destroy(tti_actor *a) {
         tti_free(m);                 /* its reference on us is the one going away */
     }
     tti_free(c->qos2_rx);
+    if (c->tls_ctx) tti_tls_ctx_unref(c->tls_ctx);
     tti_free(c->host);
     tti_free(c->client_id);
     tti_free(c->source_addr);
@@ -336,6 +338,17 @@ tt_err tt_client_new(tt_runtime *rt, const tt_client_opts *user_opts, tt_client 
             if (!(c->client_id = tti_strdup(id))) rc = TT_ENOMEM;
         }
     }
+    if (rc == TT_OK && c->tls) {
+        /* Certificates and keys are read now, so a bad path fails here. */
+        char why[TTI_TLS_REASON_MAX];
+        tt_err terr = TT_OK;
+        tt_tls_opts none = TT_OPTS_INIT(tt_tls_opts);
+        c->tls_ctx = tti_tls_ctx_new(o.tls ? &c->tls_opts : &none, 0, &terr, why, sizeof why);
+        if (!c->tls_ctx) {
+            TTI_LOG(ERROR, "client", "TLS set-up failed: %s", why);
+            rc = terr != TT_OK ? terr : TT_ETLS;
+        }
+    }
     if (rc == TT_OK) rc = build_connect(c, &o);
     tti_loop *loop = rc == TT_OK ? tti_runtime_pick_io(rt) : NULL;
     if (rc == TT_OK && !loop) rc = TT_ECLOSED;
@@ -355,6 +368,7 @@ tt_err tt_client_new(tt_runtime *rt, const tt_client_opts *user_opts, tt_client 
         tti_free((void *)c->tls_opts.sni);
         tti_free((void *)c->tls_opts.alpn);
         if (c->strand) tti_strand_free(c->strand);
+        if (c->tls_ctx) tti_tls_ctx_unref(c->tls_ctx);
         pthread_cond_destroy(&c->pull_cond);
         pthread_mutex_destroy(&c->pull_lock);
         tti_free(c);
