@@ -682,6 +682,8 @@ static void on_ack(tt_client *c, const tti_mqtt_pkt *pkt) {
         id_put(c, pkt->packet_id, NULL);
         size_t n = pkt->u.suback.count;
         if (pkt->type == TTI_MQTT_SUBACK && n != s->n) {
+            /* Out of the id table now, so lost() would not fail it: do it here. */
+            finish(&s->r, TT_EPROTO, 0, "SUBACK with the wrong number of codes");
             lost(c, TT_EPROTO, 0, "SUBACK with the wrong number of codes");
             return;
         }
