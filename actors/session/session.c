@@ -75,7 +75,7 @@ typedef struct ev_cb {
     tti_cb cb;
     tt_client *c;
     tt_client_event ev;
-    char reason[160];
+    char reason[200];
 } ev_cb;
 
 static void run_event(tti_cb *cb) {
@@ -152,9 +152,16 @@ static void q_push(tt_client *c, tti_pubreq *p) {
     c->q_bytes += p->len;
 }
 
+/* Publishes count against the client's byte bound from the call until they
+ * leave the queue (written, or failed). */
+static void uncount(tt_client *c, const tti_pubreq *p) {
+    atomic_fetch_sub_explicit(&c->queued_bytes, p->len, memory_order_relaxed);
+}
+
 static tti_pubreq *q_pop(tt_client *c) {
     tti_pubreq *p = c->q_head;
     if (!p) return NULL;
+    uncount(c, p);
     c->q_head = (tti_pubreq *)(void *)p->r.next;
     if (!c->q_head) c->q_tail = NULL;
     c->q_bytes -= p->len;
@@ -479,7 +486,15 @@ static void deliver(tt_client *c, const tti_mqtt_pkt *pkt, tti_mqtt_str topic) {
     m->nhandlers = nh;
     if (mc.hits != mc.small) tti_free(mc.hits);
     tti_actor_retain(&c->actor);     /* the message keeps its client alive */
-    if (c->pull) {
+    m->pull_next = NULL;
+    if (!c->pull) {
+        /* Batched: one post to the strand per read, not per message. */
+        if (c->rx_tail) c->rx_tail->pull_next = m;
+        else c->rx_head = m;
+        c->rx_tail = m;
+        return;
+    }
+    {
         pthread_mutex_lock(&c->pull_lock);
         m->pull_next = NULL;
         if (c->pull_tail) c->pull_tail->pull_next = m;
@@ -487,22 +502,32 @@ static void deliver(tt_client *c, const tti_mqtt_pkt *pkt, tti_mqtt_str topic) {
         c->pull_tail = m;
         pthread_cond_signal(&c->pull_cond);
         pthread_mutex_unlock(&c->pull_lock);
-        return;
     }
+}
+
+/* Hand the messages of one read to the strand in one post. */
+static void flush_rx(tt_client *c) {
+    tt_msg *m = c->rx_head;
+    if (!m) return;
+    c->rx_head = c->rx_tail = NULL;
     tti_strand_post(c->strand, &m->cb);
 }
 
 static void run_msg(tti_cb *cb) {
     tt_msg *m = TTI_CONTAINER_OF(cb, tt_msg, cb);
-    tt_client *c = m->c;
-    if (!atomic_load_explicit(&c->closing, memory_order_acquire)) {
-        if (m->nhandlers == 0) {
-            if (c->on_message) c->on_message(c, m, c->on_message_arg);
-        } else {
-            for (size_t i = 0; i < m->nhandlers; i++) m->handlers[i].fn(c, m, m->handlers[i].arg);
+    while (m) {
+        tt_msg *next = m->pull_next;
+        tt_client *c = m->c;
+        if (!atomic_load_explicit(&c->closing, memory_order_acquire)) {
+            if (m->nhandlers == 0) {
+                if (c->on_message) c->on_message(c, m, c->on_message_arg);
+            } else {
+                for (size_t i = 0; i < m->nhandlers; i++) m->handlers[i].fn(c, m, m->handlers[i].arg);
+            }
         }
+        tt_msg_unref(m);
+        m = next;
     }
-    tt_msg_unref(m);
 }
 
 tt_msg *tt_msg_ref(const tt_msg *m) {
@@ -785,9 +810,10 @@ static void tr_read(void *ctx, struct evbuffer *in) {
             return;
         }
         on_packet(c, &pkt);
-        if (!c->tr) return;          /* the connection was dropped: `in` is gone */
+        if (!c->tr) break;           /* the connection was dropped: `in` is gone */
         evbuffer_drain(in, fx.total);
     }
+    flush_rx(c);
     if (c->tr) tti_transport_flush(c->tr);
 }
 
@@ -818,6 +844,10 @@ static void start_connect(tt_client *c) {
     o.tls = c->tls;
     o.tls_opts = &c->tls_opts;
     o.tls_ctx = c->tls_ctx;
+    o.ws = c->ws;
+    o.ws_path = c->ws_path;
+    o.ws_host = c->host;
+    o.ws_port = c->port;
     c->state = ST_CONNECTING;
     tti_timer_arm(c->conn_timer, c->connect_timeout_ms);
     tt_err rc = tti_transport_connect(c->actor.loop->base, &o, &tr_cbs, c, &c->tr);
@@ -878,6 +908,7 @@ static void lost(tt_client *c, tt_err err, int detail, const char *reason_in) {
     char reason[200];                /* reason_in may live in the transport freed below */
     snprintf(reason, sizeof reason, "%s", reason_in ? reason_in : "");
     bool was_up = c->state == ST_UP;
+    flush_rx(c);                     /* what arrived before the loss is delivered */
     if (c->tr) {
         tti_transport_free(c->tr);
         c->tr = NULL;
@@ -994,10 +1025,12 @@ static void handle_disconnect(tt_client *c, tti_req *r) {
 static void handle_publish(tt_client *c, tti_pubreq *p) {
     atomic_fetch_sub_explicit(&c->queued_ops, 1, memory_order_relaxed);
     if (tt_promise_abandoned(tti_future_promise(p->r.f))) {
+        uncount(c, p);
         (void)tt_promise_complete(tti_future_promise(p->r.f), TT_ECANCELED, 0, NULL);
         return;
     }
     if (c->state != ST_UP && !(c->reconnect && c->want_up)) {
+        uncount(c, p);
         finish(&p->r, TT_ECLOSED, 0, "not connected");
         return;
     }
@@ -1010,6 +1043,7 @@ static void handle_publish(tt_client *c, tti_pubreq *p) {
             } else {
                 char why[120];
                 snprintf(why, sizeof why, "offline queue full (%zu of %zu bytes)", c->q_bytes, c->offline_max);
+                uncount(c, p);
                 finish(&p->r, TT_EAGAIN, 0, why);
                 return;
             }
@@ -1066,6 +1100,7 @@ void tti_session_dispatch(tt_client *c, tti_msg *m) {
 }
 
 void tti_session_drop(tt_client *c, tti_msg *m) {
+    if (m->type == TTI_REQ_PUBLISH) uncount(c, (tti_pubreq *)(void *)TTI_CONTAINER_OF(m, tti_req, msg));
     if (m->type == TTI_REQ_PUBLISH || m->type == TTI_REQ_SUBSCRIBE || m->type == TTI_REQ_UNSUBSCRIBE)
         atomic_fetch_sub_explicit(&c->queued_ops, 1, memory_order_relaxed);
     finish(TTI_CONTAINER_OF(m, tti_req, msg), TT_ECLOSED, 0, "client closed");

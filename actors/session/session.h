@@ -106,6 +106,8 @@ struct tt_client {
     char *host;
     uint16_t port;
     bool tls;
+    bool ws;                          /* ws:// or wss:// */
+    char *ws_path;                    /* from the URL; NULL: "/mqtt" */
     char *client_id;
     uint8_t version;
     uint16_t keepalive;
@@ -130,6 +132,7 @@ struct tt_client {
     struct tti_tls_ctx *tls_ctx;      /* shared by every connection of this client */
     /* any thread */
     atomic_size_t queued_ops;
+    atomic_size_t queued_bytes;       /* publishes not yet written or failed */
     atomic_bool closing;
     /* loop */
     int state;
@@ -155,6 +158,7 @@ struct tt_client {
     uint8_t *qos2_rx;                 /* bitmap: inbound QoS 2 ids awaiting PUBREL */
     uint32_t server_max_packet;
     tti_trie subs;                    /* filter -> tti_subent */
+    tt_msg *rx_head, *rx_tail;        /* messages of the current read, for one post */
     char **in_alias;                  /* inbound topic aliases */
     uint16_t in_alias_max;
     /* pull mode */

@@ -130,7 +130,10 @@ typedef struct tt_client_opts {
     bool no_reconnect;                 /* reconnect is on unless this is set */
     uint32_t backoff_min_ms;           /* first retry delay; 0 = 250 */
     uint32_t backoff_max_ms;           /* cap; 0 = 30000 (full jitter below the cap) */
-    size_t offline_queue_bytes;        /* publishes held while disconnected; 0 = 1 MiB */
+    size_t offline_queue_bytes;        /* bound on publishes not yet written to the connection:
+                                          held while disconnected, or while the socket is
+                                          congested; 0 = 1 MiB. With TT_OVERFLOW_FAIL a call
+                                          past it fails at once with TT_EAGAIN */
     tt_overflow overflow;
     size_t max_queued_ops;             /* calls waiting for the loop; 0 = 1,000,000 */
     tt_msg_fn on_message;              /* catch-all for messages no subscription handler takes */

@@ -81,6 +81,7 @@ static void c_destroy(tti_actor *a) {
     tti_free(c->qos2_rx);
     if (c->tls_ctx) tti_tls_ctx_unref(c->tls_ctx);
     tti_free(c->host);
+    tti_free(c->ws_path);
     tti_free(c->client_id);
     tti_free(c->source_addr);
     tti_free(c->connect_pkt);
@@ -106,7 +107,8 @@ static void c_abort_io(tti_member *m) {
 
 /* ---- Creation -------------------------------------------------------------- */
 
-static tt_err parse_url(const char *url, char **host, uint16_t *port, bool *tls, bool *ws) {
+static tt_err parse_url(const char *url, char **host, uint16_t *port, bool *tls, bool *ws,
+                        char **path) {
     const char *p = url;
     uint16_t def;
     *tls = *ws = false;
@@ -137,6 +139,7 @@ static tt_err parse_url(const char *url, char **host, uint16_t *port, bool *tls,
         p = end;
     }
     if (*p && *p != '/') return TT_EINVAL;
+    if (*ws && *p && !(*path = tti_strdup(p))) return TT_ENOMEM;
     *host = tti_strndup(hs, (size_t)(he - hs));
     if (!*host) return TT_ENOMEM;
     *port = (uint16_t)pt;
@@ -285,9 +288,7 @@ tt_err tt_client_new(tt_runtime *rt, const tt_client_opts *user_opts, tt_client 
     pthread_cond_init(&c->pull_cond, NULL);
     c->rt = rt;
     tti_trie_init(&c->subs);
-    bool ws = false;
-    tt_err rc = parse_url(o.url, &c->host, &c->port, &c->tls, &ws);
-    if (rc == TT_OK && ws) rc = TT_ENOTSUP;            /* WebSocket transport: not built yet */
+    tt_err rc = parse_url(o.url, &c->host, &c->port, &c->tls, &c->ws, &c->ws_path);
     if (rc == TT_OK && o.tls) c->tls = true;
     c->version = o.version ? (uint8_t)o.version : TTI_MQTT_V311;
     c->keepalive = o.keepalive_s == TT_KEEPALIVE_OFF ? 0 : (o.keepalive_s ? o.keepalive_s : 60);
@@ -357,6 +358,7 @@ tt_err tt_client_new(tt_runtime *rt, const tt_client_opts *user_opts, tt_client 
         c->in_alias_max = c->in_alias ? c->in_alias_max : 0;
         /* Not an actor yet: free by hand. */
         tti_free(c->host);
+        tti_free(c->ws_path);
         tti_free(c->client_id);
         tti_free(c->source_addr);
         tti_free(c->connect_pkt);
@@ -410,6 +412,8 @@ static tt_future *submit(tt_client *c, tti_req *r, uint32_t type, uint32_t deadl
     if (deadline_ms) tti_future_set_deadline(r->f, c->actor.loop->base, deadline_ms);
     if (tti_actor_send(&c->actor, &r->msg) != TT_OK) {
         if (counted) atomic_fetch_sub_explicit(&c->queued_ops, 1, memory_order_relaxed);
+        if (type == TTI_REQ_PUBLISH)
+            atomic_fetch_sub_explicit(&c->queued_bytes, ((tti_pubreq *)(void *)r)->len, memory_order_relaxed);
         (void)tt_promise_complete(tti_future_promise(r->f), TT_ECLOSED, 0, "client closed");
     }
     return r->f;
@@ -502,9 +506,21 @@ tt_future *tt_client_publish(tt_client *c, const tt_pub *m, const tt_call_opts *
         if (up && up != small) tti_free(up);
         return failed(c, TT_EAGAIN, "too many calls queued for this client");
     }
+    /* The byte bound, checked now so a full queue fails at once (with the
+     * fail policy; drop-oldest makes room on the loop instead). */
+    size_t queued = atomic_fetch_add_explicit(&c->queued_bytes, (size_t)len, memory_order_relaxed);
+    if (c->overflow == TT_OVERFLOW_FAIL && queued > 0 && queued + (size_t)len > c->offline_max) {
+        atomic_fetch_sub_explicit(&c->queued_bytes, (size_t)len, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&c->queued_ops, 1, memory_order_relaxed);
+        if (up && up != small) tti_free(up);
+        char full[120];
+        snprintf(full, sizeof full, "send queue full (%zu of %zu bytes)", queued, c->offline_max);
+        return failed(c, TT_EAGAIN, full);
+    }
     tt_future *f = tti_future_new(c->strand, sizeof(tti_pubreq) + (size_t)len);
     if (!f) {
         atomic_fetch_sub_explicit(&c->queued_ops, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&c->queued_bytes, (size_t)len, memory_order_relaxed);
         if (up && up != small) tti_free(up);
         return tti_future_enomem();
     }
