@@ -34,6 +34,9 @@ static uint64_t mono_ms(void) { return mono_us() / 1000u; }
 /* ---- Packet ids: 256 lazily allocated pages of 256 slots ------------------ */
 
 static void **id_slot(tt_client *c, uint16_t id, bool make) {
+    if (!c->ids) {                   /* the page directory, on first use */
+        if (!make || !(c->ids = tti_calloc(256, sizeof(void **)))) return NULL;
+    }
     void **page = c->ids[id >> 8];
     if (!page) {
         if (!make) return NULL;
@@ -647,8 +650,8 @@ static void on_connack(tt_client *c, const tti_mqtt_pkt *pkt) {
         if (pr->present & TTI_MQTT_PBIT(TTI_MQTT_PROP_SERVER_KEEP_ALIVE))
             c->keepalive = pr->server_keep_alive;
     }
-    tti_timer_cancel(c->conn_timer);
-    if (c->keepalive) tti_timer_arm(c->ka_timer, c->keepalive * 1000u / 8u);
+    if (c->keepalive) tti_timer_arm(c->timer, c->keepalive * 1000u / 8u);
+    else tti_timer_cancel(c->timer);
     TTI_LOG(DEBUG, "session", "%s: connected (session present %d)", c->client_id, sp);
     emit(c, TT_EV_CONNECTED, TT_OK, 0, NULL, sp, 0);
     if (c->connect_f) {
@@ -849,7 +852,7 @@ static void start_connect(tt_client *c) {
     o.ws_host = c->host;
     o.ws_port = c->port;
     c->state = ST_CONNECTING;
-    tti_timer_arm(c->conn_timer, c->connect_timeout_ms);
+    tti_timer_arm(c->timer, c->connect_timeout_ms);
     tt_err rc = tti_transport_connect(c->actor.loop->base, &o, &tr_cbs, c, &c->tr);
     if (rc != TT_OK) {
         c->tr = NULL;
@@ -878,7 +881,7 @@ static void fail_transient(tt_client *c, tt_err err, const char *why) {
     }
     c->ping_tail = NULL;
     for (int pg = 0; pg < 256; pg++) {
-        if (!c->ids[pg]) continue;
+        if (!c->ids || !c->ids[pg]) continue;
         for (int i = 0; i < 256; i++) {
             tti_req *r = c->ids[pg][i];
             if (r && r->msg.type != TTI_REQ_PUBLISH) {
@@ -913,8 +916,7 @@ static void lost(tt_client *c, tt_err err, int detail, const char *reason_in) {
         tti_transport_free(c->tr);
         c->tr = NULL;
     }
-    tti_timer_cancel(c->ka_timer);
-    tti_timer_cancel(c->conn_timer);
+    tti_timer_cancel(c->timer);
     for (uint16_t i = 0; i < c->in_alias_max; i++) {
         tti_free(c->in_alias[i]);
         c->in_alias[i] = NULL;
@@ -947,7 +949,7 @@ static void lost(tt_client *c, tt_err err, int detail, const char *reason_in) {
         uint32_t d = backoff_ms(c);
         c->state = ST_BACKOFF;
         emit(c, TT_EV_RECONNECTING, err, detail, reason, false, d);
-        tti_timer_arm(c->retry_timer, d);
+        tti_timer_arm(c->timer, d);
         return;
     }
     c->state = ST_IDLE;
@@ -1001,13 +1003,13 @@ static void handle_connect(tt_client *c, tti_req *r) {
     c->connect_f = r->f;
     c->want_up = true;
     c->attempt = 0;
-    if (c->state == ST_BACKOFF) tti_timer_cancel(c->retry_timer);
+    if (c->state == ST_BACKOFF) tti_timer_cancel(c->timer);
     start_connect(c);
 }
 
 static void handle_disconnect(tt_client *c, tti_req *r) {
     c->want_up = false;
-    tti_timer_cancel(c->retry_timer);
+    if (c->state == ST_BACKOFF) tti_timer_cancel(c->timer);
     if (c->state != ST_UP) {
         if (c->tr) lost(c, TT_ECLOSED, 0, "disconnected by the caller");
         c->state = ST_IDLE;
@@ -1126,22 +1128,29 @@ void tti_session_stopped(tt_client *c) {
     c->reconnect = false;
     fail_transient(c, TT_ECLOSED, "client closed");
     fail_queue(c, TT_ECLOSED, "client closed");
-    tti_timer_free(c->ka_timer);
-    tti_timer_free(c->retry_timer);
-    tti_timer_free(c->conn_timer);
-    c->ka_timer = c->retry_timer = c->conn_timer = NULL;
+    tti_timer_free(c->timer);
+    c->timer = NULL;
     pthread_mutex_lock(&c->pull_lock);
     c->pull_closed = true;
     pthread_cond_broadcast(&c->pull_cond);
     pthread_mutex_unlock(&c->pull_lock);
 }
 
-/* Timers are made on the loop thread at the first request; see client.c. */
+/* One timer per client: the connect deadline while connecting, the
+ * keepalive tick while up, the retry delay while backing off. */
+static void on_timer(tti_timer *t, void *arg) {
+    tt_client *c = arg;
+    switch (c->state) {
+    case ST_UP: ka_tick(t, arg); break;
+    case ST_BACKOFF: retry_fire(t, arg); break;
+    case ST_CONNECTING:
+    case ST_WAIT_CONNACK: conn_timeout(t, arg); break;
+    default: break;
+    }
+}
+
 int tti_session_make_timers(tt_client *c);
 int tti_session_make_timers(tt_client *c) {
-    if (c->ka_timer) return TT_OK;
-    c->ka_timer = tti_timer_new(&c->actor, ka_tick, c);
-    c->retry_timer = tti_timer_new(&c->actor, retry_fire, c);
-    c->conn_timer = tti_timer_new(&c->actor, conn_timeout, c);
-    return c->ka_timer && c->retry_timer && c->conn_timer ? TT_OK : TT_ENOMEM;
+    if (!c->timer) c->timer = tti_timer_new(&c->actor, on_timer, c);
+    return c->timer ? TT_OK : TT_ENOMEM;
 }

@@ -137,7 +137,7 @@ struct tt_client {
     /* loop */
     int state;
     tti_transport *tr;
-    tti_timer *ka_timer, *retry_timer, *conn_timer;
+    tti_timer *timer;                 /* connect deadline, keepalive or retry */
     tt_future *connect_f;
     tt_future *disconnect_f;
     bool want_up;
@@ -149,7 +149,7 @@ struct tt_client {
     uint32_t inflight;
     uint32_t window;
     uint16_t next_pid;
-    void **ids[256];                  /* packet id -> request, 256 pages of 256 */
+    void ***ids;                      /* packet id -> request: 256 pages of 256, lazily */
     tti_subreq *ctl_head, *ctl_tail;  /* (un)subscribes waiting for a connection */
     tti_req *ping_head, *ping_tail;
     uint64_t ping_sent_us;

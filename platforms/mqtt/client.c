@@ -68,7 +68,9 @@ static void free_subent(void *value, void *arg) {
 static void c_destroy(tti_actor *a) {
     tt_client *c = TTI_CONTAINER_OF(a, tt_client, actor);
     tti_trie_fini(&c->subs, free_subent, NULL);
-    for (int i = 0; i < 256; i++) tti_free(c->ids[i]);
+    if (c->ids)
+        for (int i = 0; i < 256; i++) tti_free(c->ids[i]);
+    tti_free(c->ids);
     if (c->in_alias) {
         for (uint16_t i = 0; i < c->in_alias_max; i++) tti_free(c->in_alias[i]);
         tti_free(c->in_alias);
