@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "certs.h"
 #include "tt_test.h"
 
 #ifndef TT_CLI_PATH
@@ -529,6 +530,53 @@ static void test_usage(void) {
     TT_CHECK_EQ_INT(run(help, NULL, NULL, NULL), 0);
 }
 
+/* ---- over TLS, both ways, with a CA made for the test ---------------------------- */
+
+static void test_tls_interop(void) {
+    char mpub[256], msub[256], out[300], err[300], port[16];
+    TT_REQUIRE(client_prog("mosquitto_pub", mpub, sizeof mpub));
+    TT_REQUIRE(client_prog("mosquitto_sub", msub, sizeof msub));
+    tt_certs certs;
+    TT_REQUIRE(tt_certs_make(&certs) == 0);
+    tt_broker_opts bo = { .tls_cert = certs.server_cert, .tls_key = certs.server_key, .tls_ca = certs.ca };
+    tt_broker b;
+    TT_REQUIRE(tt_broker_start(&b, &bo) == 0);
+    port_str(port, sizeof port, b.tls_port);
+    /* tether sub over TLS receives from mosquitto_pub over TLS. */
+    scratch(out, sizeof out, "tls-sub.out");
+    scratch(err, sizeof err, "tls-sub.err");
+    const char *sub[] = { cli(), "sub", "-h", "127.0.0.1", "-p", port, "--cafile", certs.ca, "-t", "tls/a",
+                          "-q", "1", "-C", "1", "-i", "tlssub", NULL };
+    pid_t pid = spawn(sub, NULL, out, err);
+    TT_REQUIRE(pid > 0);
+    TT_REQUIRE(wait_subscribed(&b, "tlssub"));
+    const char *pub[] = { mpub, "-h", "127.0.0.1", "-p", port, "--cafile", certs.ca, "-t", "tls/a",
+                          "-q", "1", "-m", "over tls", NULL };
+    TT_CHECK_EQ_INT(run(pub, NULL, NULL, NULL), 0);
+    TT_CHECK_EQ_INT(tt_broker_waitpid(pid, CHILD_MS), 0);
+    TT_CHECK_EQ_STR(slurp(out), "over tls\n");
+    TT_CHECK_EQ_STR(slurp(err), "");
+    /* mosquitto_sub over TLS receives from tether pub over TLS. */
+    scratch(out, sizeof out, "tls-msub.out");
+    const char *msubv[] = { msub, "-h", "127.0.0.1", "-p", port, "--cafile", certs.ca, "-t", "tls/b",
+                            "-q", "2", "-C", "1", "-i", "tlsmsub", NULL };
+    pid = spawn(msubv, NULL, out, NULL);
+    TT_REQUIRE(pid > 0);
+    TT_REQUIRE(wait_subscribed(&b, "tlsmsub"));
+    const char *tpub[] = { cli(), "pub", "-h", "127.0.0.1", "-p", port, "--cafile", certs.ca, "-t", "tls/b",
+                           "-q", "2", "-m", "from tether", NULL };
+    TT_CHECK_EQ_INT(run(tpub, NULL, NULL, err), 0);
+    TT_CHECK_EQ_INT(tt_broker_waitpid(pid, CHILD_MS), 0);
+    TT_CHECK_EQ_STR(slurp(out), "from tether\n");
+    /* The wrong CA: one clear line, exit 1. */
+    const char *bad[] = { cli(), "pub", "-h", "127.0.0.1", "-p", port, "--cafile", certs.wrong_ca, "-t", "x",
+                          "-m", "x", NULL };
+    TT_CHECK_EQ_INT(run(bad, NULL, NULL, err), 1);
+    TT_CHECK_MSG(strstr(slurp(err), "unknown CA") != NULL, "%s", slurp(err));
+    tt_broker_free(&b);
+    tt_certs_remove(&certs);
+}
+
 static void test_cleanup(void) { cleanup_dir(); }
 
 TT_TEST_LIST = {
@@ -543,6 +591,7 @@ TT_TEST_LIST = {
     { "bad_password", test_bad_password },
     { "subscription_refused", test_subscription_refused },
     { "usage", test_usage },
+    { "tls_interop", test_tls_interop },
     { "cleanup", test_cleanup },
     { NULL, NULL },
 };
