@@ -1,5 +1,5 @@
-/* Byte-stream transports for the MQTT session: TCP, with TLS (and later
- * WebSocket) layered inside. A transport runs on its session's loop thread
+/* Byte-stream transports for the MQTT session: TCP, with TLS and WebSocket
+ * layered inside (session <-> WebSocket framing <-> TLS <-> socket). A transport runs on its session's loop thread
  * and reports to the session through callbacks on that same thread; it never
  * parses MQTT.
  *
@@ -22,7 +22,7 @@ struct evbuffer;
 typedef struct tti_transport tti_transport;
 
 typedef struct tti_transport_cbs {
-    /* TCP connected (and TLS handshake done): the session may write. */
+    /* TCP connected (and TLS, WebSocket handshakes done): the session may write. */
     void (*on_connected)(void *ctx);
     /* Bytes arrived; consume what is complete and leave the rest. */
     void (*on_read)(void *ctx, struct evbuffer *in);
@@ -41,6 +41,12 @@ typedef struct tti_transport_opts {
     const tt_tls_opts *tls_opts;       /* used when tls */
     void *tls_ctx;                     /* shared TLS context (transport/tls.h), when tls */
     size_t high_water;                 /* output bytes above which the session pauses */
+    /* MQTT over WebSocket (ws://, and wss:// with tls): binary frames after an
+     * HTTP upgrade with subprotocol "mqtt". */
+    bool ws;
+    const char *ws_path;               /* request path; NULL or "": "/mqtt" */
+    const char *ws_host;               /* Host header; NULL: host */
+    uint16_t ws_port;                  /* port in the Host header; 0: port */
 } tti_transport_opts;
 
 /* Start connecting. Never NULL on TT_OK; on error nothing is left behind. */
