@@ -79,6 +79,18 @@ static unsigned live_on(const tti_loop *loops, uint32_t n) {
     return sum;
 }
 
+/* Sleep on rt->cond (held) until an actor dies or 50 ms pass. */
+static void wait_a_little(tti_runtime *rt) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 50 * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(&rt->cond, &rt->lock, &ts);
+}
+
 /* Wait until every actor on `loops` handled its stop message. */
 static void wait_quiet(tti_runtime *rt, const tti_loop *loops, uint32_t n) {
     if (rt->embedded) {
@@ -86,16 +98,21 @@ static void wait_quiet(tti_runtime *rt, const tti_loop *loops, uint32_t n) {
         return;
     }
     pthread_mutex_lock(&rt->lock);
-    while (live_on(loops, n) > 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 50 * 1000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&rt->cond, &rt->lock, &ts);
-    }
+    while (live_on(loops, n) > 0) wait_a_little(rt);
+    pthread_mutex_unlock(&rt->lock);
+}
+
+/* The same for the extra loop groups, which always have threads of their own. */
+static unsigned live_in_groups(const tti_runtime *rt) {   /* rt->lock held */
+    unsigned sum = 0;
+    for (const tti_loop_group *g = rt->groups.next; g != &rt->groups; g = g->next)
+        sum += live_on(g->loops, g->n);
+    return sum;
+}
+
+static void wait_groups_quiet(tti_runtime *rt) {
+    pthread_mutex_lock(&rt->lock);
+    while (live_in_groups(rt) > 0) wait_a_little(rt);
     pthread_mutex_unlock(&rt->lock);
 }
 
@@ -130,6 +147,51 @@ static tt_err make_loops(tti_runtime *rt, tti_loop **out, uint32_t n, struct eve
     return TT_OK;
 }
 
+int tti_runtime_loops_new(tti_runtime *rt, uint32_t n, const char *name, tti_loop_group **out) {
+    if (!rt || !out || n == 0 || n > 1024) return TT_EINVAL;
+    *out = NULL;
+    if (atomic_load_explicit(&rt->closing, memory_order_acquire)) return TT_ECLOSED;
+    tti_loop_group *g = tti_calloc(1, sizeof *g);
+    if (!g) return TT_ENOMEM;
+    tt_err rc = make_loops(rt, &g->loops, n, NULL, name);
+    if (rc != TT_OK) {
+        tti_free(g);
+        return rc;
+    }
+    g->n = n;
+    pthread_mutex_lock(&rt->lock);
+    if (atomic_load(&rt->closing)) {
+        pthread_mutex_unlock(&rt->lock);
+        free_loops(g->loops, g->n);
+        tti_free(g);
+        return TT_ECLOSED;
+    }
+    g->rt = rt;
+    g->next = rt->groups.next;
+    g->prev = &rt->groups;
+    g->next->prev = g;
+    rt->groups.next = g;
+    pthread_mutex_unlock(&rt->lock);
+    *out = g;
+    return TT_OK;
+}
+
+void tti_runtime_loops_free(tti_loop_group *g) {
+    if (!g) return;
+    tti_runtime *rt = g->rt;
+    if (rt) {
+        pthread_mutex_lock(&rt->lock);
+        if (g->rt) {
+            g->prev->next = g->next;
+            g->next->prev = g->prev;
+            g->rt = NULL;
+        }
+        pthread_mutex_unlock(&rt->lock);
+    }
+    free_loops(g->loops, g->n);      /* threads the runtime joined are skipped */
+    tti_free(g);
+}
+
 tt_err tt_runtime_new(tt_runtime **out, const tt_runtime_opts *user_opts) {
     if (!out) return TT_EINVAL;
     *out = NULL;
@@ -148,6 +210,7 @@ tt_err tt_runtime_new(tt_runtime **out, const tt_runtime_opts *user_opts) {
     pthread_mutex_init(&rt->lock, NULL);
     pthread_cond_init(&rt->cond, NULL);
     rt->members.next = rt->members.prev = &rt->members;
+    rt->groups.next = rt->groups.prev = &rt->groups;
     rt->default_timeout_ms = o.default_timeout_ms;
     rt->embedded = o.base != NULL;
     if (rt->embedded) {
@@ -196,6 +259,7 @@ void tt_runtime_free(tt_runtime *rt) {
         if (m->abort_io) m->abort_io(m);
     pthread_mutex_unlock(&rt->lock);
     wait_quiet(rt, rt->io, rt->nio);
+    wait_groups_quiet(rt);
 
     /* 2. Stop the strands behind the queued callbacks, which still run. */
     pthread_mutex_lock(&rt->lock);
@@ -211,7 +275,18 @@ void tt_runtime_free(tt_runtime *rt) {
     tti_actor_stop(rt->fallback);
     wait_quiet(rt, rt->pool, rt->npool);
 
-    /* 3. Join the threads; nothing runs any more. */
+    /* 3. Join the threads; nothing runs any more. Extra loop groups are
+     *    unlinked and their threads joined; their owners free the rest. */
+    pthread_mutex_lock(&rt->lock);
+    tti_loop_group *groups = rt->groups.next == &rt->groups ? NULL : rt->groups.next;
+    rt->groups.prev->next = NULL;     /* the unlinked groups, chained through next */
+    rt->groups.next = rt->groups.prev = &rt->groups;
+    for (tti_loop_group *g = groups; g; g = g->next) g->rt = NULL;
+    pthread_mutex_unlock(&rt->lock);
+    /* Outside the lock: a loop thread may still be leaving the handler of the
+     * stop it just counted (tti_runtime_actor_died takes the lock). */
+    for (tti_loop_group *g = groups; g; g = g->next)
+        for (uint32_t i = 0; i < g->n; i++) tti_loop_stop_join(&g->loops[i]);
     free_loops(rt->io, rt->nio);
     free_loops(rt->pool, rt->npool);
     tti_actor_release(rt->fallback);

@@ -22,6 +22,19 @@ struct tti_member {
     tti_runtime *rt;                  /* NULL once the runtime is gone */
 };
 
+/* Extra loops with threads of their own, made for one member whose actors
+ * must stay off the I/O loops (CPU-bound work such as the codec pool).
+ * tt_runtime_free waits for their actors together with the I/O actors
+ * (stage 1) and joins their threads (stage 3); the creator releases the
+ * group with tti_runtime_loops_free(), before or after the runtime. */
+typedef struct tti_loop_group tti_loop_group;
+struct tti_loop_group {
+    tti_loop_group *prev, *next;      /* linked under rt->lock */
+    tti_loop *loops;
+    uint32_t n;
+    tti_runtime *rt;                  /* NULL once unlinked */
+};
+
 struct tt_runtime {
     tti_loop *io;
     uint32_t nio;
@@ -35,6 +48,7 @@ struct tt_runtime {
     pthread_cond_t cond;
     tti_member members;               /* list head */
     atomic_uint next_pick;
+    tti_loop_group groups;            /* list head of extra loop groups */
 };
 
 tti_loop *tti_runtime_pick_io(tti_runtime *rt);
@@ -46,5 +60,14 @@ void tti_runtime_actor_died(tti_runtime *rt);
 /* Link / unlink a member. add fails with TT_ECLOSED while the runtime closes. */
 int tti_runtime_add_member(tti_runtime *rt, tti_member *m);
 void tti_runtime_remove_member(tti_member *m);
+
+/* Start `n` loops named `name`, each on a thread of its own (also when the
+ * runtime is embedded), and link them to `rt`. Errors: TT_EINVAL, TT_ENOMEM,
+ * TT_EINTERNAL, TT_ECLOSED (runtime closing). Every actor placed on them must
+ * be stopped by the member's abort_io hook, or tt_runtime_free waits forever. */
+int tti_runtime_loops_new(tti_runtime *rt, uint32_t n, const char *name, tti_loop_group **out);
+/* Unlink (if the runtime still lives), stop and join the threads, free the
+ * loops. Their actors must have stopped. Not on one of the group's threads. */
+void tti_runtime_loops_free(tti_loop_group *g);
 
 #endif
