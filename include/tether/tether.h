@@ -9,5 +9,6 @@
 #include <tether/future.h>
 #include <tether/runtime.h>
 #include <tether/codec.h>
+#include <tether/codec_pool.h>
 
 #endif /* TETHER_H */
