@@ -363,6 +363,7 @@ static void resume(tt_client *c, bool session_present) {
             s->r.msg.type = TTI_REQ_SUBSCRIBE;
             s->r.f = f;
             s->n = n;
+            s->internal = true;
             rc.sp = s->strbuf;
             s->ents = (tti_subent *)(void *)(((uintptr_t)(rc.sp + rc.strbytes) + 7u) & ~(uintptr_t)7u);
             s->codes = (uint8_t *)(s->ents + n);
@@ -887,7 +888,7 @@ static void fail_transient(tt_client *c, tt_err err, const char *why) {
             if (r && r->msg.type != TTI_REQ_PUBLISH) {
                 c->ids[pg][i] = NULL;
                 tti_subreq *s = (tti_subreq *)(void *)r;
-                if (c->reconnect && c->want_up) {
+                if (c->reconnect && c->want_up && !s->internal) {
                     s->sent = false;           /* resent after the next CONNACK */
                     ctl_push(c, s);
                 } else {

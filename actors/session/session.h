@@ -68,6 +68,7 @@ typedef struct tti_subreq {
     tti_req r;
     uint16_t pid;
     bool sent;
+    bool internal;                    /* a resubscribe: made again after each reconnect */
     size_t n;
     tti_subent *ents;                 /* n entries, filters point into strbuf */
     uint8_t *codes;                   /* result, n bytes */
