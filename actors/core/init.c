@@ -1,6 +1,7 @@
 /* tt_init: once per process, before any event base exists. */
 #include <event2/thread.h>
 #include <pthread.h>
+#include <signal.h>
 #include <tether/err.h>
 #include <tether/log.h>
 #include <tether/version.h>
@@ -22,6 +23,14 @@ static int g_init_rc = TT_OK;
 
 static void init_once(void) {
     tti_alloc_freeze();
+    /* Sockets are written through libevent's writev, which raises SIGPIPE when
+     * the peer is gone: a dead broker must be an error code, not the end of
+     * the process. Only the default disposition is changed. */
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL && !(sa.sa_flags & SA_SIGINFO)) {
+        sa.sa_handler = SIG_IGN;
+        sigaction(SIGPIPE, &sa, NULL);
+    }
     tti_alloc_install_libevent();
     if (evthread_use_pthreads() != 0) {
         TTI_LOG(ERROR, "init", "evthread_use_pthreads failed");

@@ -54,8 +54,10 @@ TT_API int tt_set_allocator(const tt_allocator *a);
 
 /**
  * One-time process setup: enables libevent's pthreads locking (before any
- * event base exists) and initialises wolfSSL. Idempotent and thread-safe;
- * tt_runtime_new() calls it, so calling it yourself is optional.
+ * event base exists), initialises wolfSSL, and sets SIGPIPE to ignored if it
+ * still has its default action (a closed connection is then an error code,
+ * not a killed process). Idempotent and thread-safe; tt_runtime_new() calls
+ * it, so calling it yourself is optional.
  * Returns TT_OK or TT_EINTERNAL (detail in the log).
  */
 TT_API int tt_init(void);
