@@ -97,6 +97,7 @@ void tti_actor_run(tti_actor *a) {
         else
             a->ops->handle(a, m);
     }
+    if (budget < TTI_DRAIN_BUDGET && a->ops->turn_end && !a->dead) a->ops->turn_end(a);
     /* Budget spent, or a push seen half-done, or one that raced the flag:
      * run again after the loop's other actors. */
     if (!tti_mpsc_empty(&a->mbox)) {

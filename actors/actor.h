@@ -43,6 +43,9 @@ typedef struct tti_actor_ops {
     void (*stopped)(tti_actor *a);
     /* Last reference gone: free the memory around the actor. Any thread. */
     void (*destroy)(tti_actor *a);
+    /* After a turn that handled messages: flush work batched during it.
+     * Loop thread. Optional. */
+    void (*turn_end)(tti_actor *a);
 } tti_actor_ops;
 
 struct tti_actor {

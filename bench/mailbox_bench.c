@@ -146,7 +146,7 @@ static void ba_handle(tti_actor *a, tti_msg *m) {
 }
 static void ba_drop(tti_actor *a, tti_msg *m) { (void)a; (void)m; }
 static void ba_destroy(tti_actor *a) { (void)a; }
-static const tti_actor_ops ba_ops = { ba_handle, ba_drop, NULL, ba_destroy };
+static const tti_actor_ops ba_ops = { ba_handle, ba_drop, NULL, ba_destroy, NULL };
 
 static double run_throughput(tt_runtime *rt, bool tether, int producers, long per) {
     run r = { .producers = producers, .per_producer = per };

@@ -187,14 +187,47 @@ static void fl_unlink(tt_client *c, tti_pubreq *p) {
     else c->fl_tail = prev;
 }
 
+/* Publishes of one pump are staged and appended to the connection in large
+ * pieces: each append runs the transport's buffer callbacks and locks. */
+typedef struct stage {
+    size_t n;
+    bool congested;
+    uint8_t buf[8192];
+} stage;
+
+static void stage_flush(tt_client *c, stage *st) {
+    if (!st->n) return;
+    evbuffer_add(tti_transport_out(c->tr), st->buf, st->n);
+    st->n = 0;
+    st->congested = tti_transport_congested(c->tr);
+}
+
+static void stage_pub(tt_client *c, stage *st, tti_pubreq *p) {
+    if (p->qos > 0) {
+        p->data[p->pid_off] = (uint8_t)(p->pid >> 8);
+        p->data[p->pid_off + 1] = (uint8_t)p->pid;
+    }
+    if (st->n + p->len > sizeof st->buf) stage_flush(c, st);
+    if (p->len > sizeof st->buf / 2) {
+        evbuffer_add(tti_transport_out(c->tr), p->data, p->len);
+        st->congested = tti_transport_congested(c->tr);
+        return;
+    }
+    memcpy(st->buf + st->n, p->data, p->len);
+    st->n += p->len;
+}
+
 /* Send queued publishes while connected, the window allows and the socket
  * keeps up. */
 static void pump(tt_client *c) {
     if (c->state != ST_UP) return;
-    while (c->q_head) {
+    stage st;
+    st.n = 0;
+    st.congested = tti_transport_congested(c->tr);
+    bool wrote = false;
+    while (c->q_head && !st.congested) {
         tti_pubreq *p = c->q_head;
         if (p->qos > 0 && c->inflight >= c->window) break;
-        if (tti_transport_congested(c->tr)) break;
         (void)q_pop(c);
         if (p->len > c->server_max_packet) {
             char why[120];
@@ -208,8 +241,9 @@ static void pump(tt_client *c) {
             (void)tt_promise_complete(tti_future_promise(p->r.f), TT_ECANCELED, 0, NULL);
             continue;
         }
+        wrote = true;
         if (p->qos == 0) {
-            write_pub(c, p, false);
+            stage_pub(c, &st, p);    /* copied: the message can go at once */
             finish(&p->r, TT_OK, 0, NULL);
             continue;
         }
@@ -221,8 +255,10 @@ static void pump(tt_client *c) {
         p->state = TTI_PUB_SENT;
         c->inflight++;
         fl_link(c, p);
-        write_pub(c, p, false);
+        stage_pub(c, &st, p);
     }
+    stage_flush(c, &st);
+    if (wrote) c->last_tx_ms = mono_ms();
     tti_transport_flush(c->tr);
 }
 
@@ -1053,6 +1089,14 @@ static void handle_publish(tt_client *c, tti_pubreq *p) {
         }
     }
     q_push(c, p);
+    c->pump_pending = true;          /* at the end of the turn, with the others */
+}
+
+/* End of an actor turn: write what the turn's publishes queued, in one go. */
+void tti_session_turn_end(tt_client *c);
+void tti_session_turn_end(tt_client *c) {
+    if (!c->pump_pending) return;
+    c->pump_pending = false;
     pump(c);
 }
 

@@ -146,6 +146,7 @@ struct tt_client {
     uint64_t up_since_ms;
     tti_pubreq *q_head, *q_tail;      /* not yet sent (offline or window full) */
     size_t q_bytes;
+    bool pump_pending;                /* publishes queued this turn */
     tti_pubreq *fl_head, *fl_tail;    /* sent, unacknowledged, in send order */
     uint32_t inflight;
     uint32_t window;

@@ -1,5 +1,6 @@
 /* MQTT codec utilities: string and topic rules, reason code tables, the
  * subscription iterator. */
+#include <string.h>
 #include "codecs/mqtt/mqtt_internal.h"
 
 /* ---- Strings and topics ------------------------------------------------- */
@@ -46,6 +47,15 @@ const char *tti_mqtt_topic_check(const char *s, size_t len) {
     /* One pass over the ASCII prefix (the usual whole topic); wildcards are
      * ASCII, so a non-ASCII tail only needs the UTF-8 check and a scan. */
     size_t i = 0;
+    /* Eight bytes at a time while none is non-ASCII, NUL, '+' or '#'. */
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t v;
+        memcpy(&v, s + i, 8);
+        uint64_t plus = v ^ (ones * '+'), hash = v ^ (ones * '#');
+        uint64_t zero = ((v - ones) & ~v) | ((plus - ones) & ~plus) | ((hash - ones) & ~hash);
+        if ((v | zero) & highs) break;
+    }
     for (; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x80) break;

@@ -19,6 +19,7 @@ void tti_session_dispatch(tt_client *c, tti_msg *m);
 void tti_session_drop(tt_client *c, tti_msg *m);
 void tti_session_stopped(tt_client *c);
 int tti_session_make_timers(tt_client *c);
+void tti_session_turn_end(tt_client *c);
 
 /* ---- The actor ----------------------------------------------------------- */
 
@@ -99,7 +100,9 @@ static void c_destroy(tti_actor *a) {
     tti_free(c);
 }
 
-static const tti_actor_ops client_ops = { c_handle, c_drop, c_stopped, c_destroy };
+static void c_turn_end(tti_actor *a) { tti_session_turn_end(TTI_CONTAINER_OF(a, tt_client, actor)); }
+
+static const tti_actor_ops client_ops = { c_handle, c_drop, c_stopped, c_destroy, c_turn_end };
 
 static void c_abort_io(tti_member *m) {
     tt_client *c = TTI_CONTAINER_OF(m, tt_client, member);
@@ -457,8 +460,7 @@ tt_future *tt_client_publish(tt_client *c, const tt_pub *m, const tt_call_opts *
         return failed(c, TT_EINVAL, "no message or topic");
     tt_pub pm = TT_OPTS_INIT(tt_pub);
     memcpy(&pm, m, m->size < sizeof pm ? m->size : sizeof pm);
-    size_t tlen = strlen(pm.topic);
-    if (!tti_mqtt_topic_valid(pm.topic, tlen)) return failed(c, TT_EINVAL, "invalid topic name");
+    size_t tlen = strlen(pm.topic);           /* the encoder checks the topic */
     if (pm.qos > 2) return failed(c, TT_EINVAL, "QoS must be 0, 1 or 2");
     if (pm.payload_len && !pm.payload) return failed(c, TT_EINVAL, "payload length without payload");
     tti_mqtt_pkt pkt;

@@ -120,7 +120,7 @@ static void ca_drop(tti_actor *a, tti_msg *m) {
 static void ca_destroy(tti_actor *a) {
     atomic_store(&TTI_CONTAINER_OF(a, counting_actor, a)->destroyed, true);
 }
-static const tti_actor_ops ca_ops = { ca_handle, ca_drop, NULL, ca_destroy };
+static const tti_actor_ops ca_ops = { ca_handle, ca_drop, NULL, ca_destroy, NULL };
 
 typedef struct sender_arg {
     counting_actor *ca;
