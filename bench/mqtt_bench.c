@@ -110,6 +110,9 @@ static int conn_start(tconn *t, long idx, bool pull, const char *src) {
     o.no_reconnect = true;
     o.max_inflight = (uint16_t)(A.window > 65535 ? 65535 : A.window);
     o.max_queued_ops = (size_t)A.window;
+    /* A full window of unwritten publishes must fit the byte bound, or some
+     * calls fail with TT_EAGAIN (the peers queue without a bound). */
+    o.offline_queue_bytes = (size_t)A.window * ((size_t)A.payload + 256u) + (1u << 20);
     o.pull = pull;
     o.on_message = pull ? NULL : on_message;
     o.on_message_arg = t;
