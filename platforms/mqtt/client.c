@@ -709,34 +709,26 @@ bool tt_msg_expiry(const tt_msg *m, uint32_t *s) {
 /* The message's MQTT 5 properties, views rebased onto its own copy. */
 static const tti_mqtt_props *msg_props(const tt_msg *m) { return m->props_len ? &m->pp : NULL; }
 
-const char *tt_msg_content_type(const tt_msg *m, size_t *len) {
+/* A string or binary property of the message, or NULL when absent. */
+static const void *msg_view(const tt_msg *m, int id, const void *ptr, size_t n, size_t *len) {
     const tti_mqtt_props *p = msg_props(m);
-    if (!p || !(p->present & TTI_MQTT_PBIT(TTI_MQTT_PROP_CONTENT_TYPE))) {
-        if (len) *len = 0;
-        return NULL;
-    }
-    if (len) *len = p->content_type.len;
-    return p->content_type.ptr;
+    bool present = p && (p->present & TTI_MQTT_PBIT(id));
+    if (len) *len = present ? n : 0;
+    return present ? ptr : NULL;
+}
+
+const char *tt_msg_content_type(const tt_msg *m, size_t *len) {
+    return msg_view(m, TTI_MQTT_PROP_CONTENT_TYPE, m->pp.content_type.ptr, m->pp.content_type.len, len);
 }
 
 const char *tt_msg_response_topic(const tt_msg *m, size_t *len) {
-    const tti_mqtt_props *p = msg_props(m);
-    if (!p || !(p->present & TTI_MQTT_PBIT(TTI_MQTT_PROP_RESPONSE_TOPIC))) {
-        if (len) *len = 0;
-        return NULL;
-    }
-    if (len) *len = p->response_topic.len;
-    return p->response_topic.ptr;
+    return msg_view(m, TTI_MQTT_PROP_RESPONSE_TOPIC, m->pp.response_topic.ptr, m->pp.response_topic.len,
+                    len);
 }
 
 const void *tt_msg_correlation(const tt_msg *m, size_t *len) {
-    const tti_mqtt_props *p = msg_props(m);
-    if (!p || !(p->present & TTI_MQTT_PBIT(TTI_MQTT_PROP_CORRELATION_DATA))) {
-        if (len) *len = 0;
-        return NULL;
-    }
-    if (len) *len = p->correlation_data.len;
-    return p->correlation_data.ptr;
+    return msg_view(m, TTI_MQTT_PROP_CORRELATION_DATA, m->pp.correlation_data.ptr,
+                    m->pp.correlation_data.len, len);
 }
 
 size_t tt_msg_user_prop_count(const tt_msg *m) {
