@@ -3,6 +3,7 @@
 #include <stdatomic.h>
 #include <tether/tether.h>
 #include <tether/mqtt.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include "broker.h"
@@ -621,6 +622,98 @@ static void test_pull_props_and_self_free(void) {
     tt_runtime_free(g_rt);
 }
 
+/* ---- Nothing secret in the logs; memory stays within the bound -------------- */
+
+static char g_logbuf[1 << 20];
+static size_t g_loglen;
+static pthread_mutex_t g_loglock = PTHREAD_MUTEX_INITIALIZER;
+
+static void capture_log(tt_log_level level, const char *tag, const char *msg, void *arg) {
+    (void)level;
+    (void)arg;
+    pthread_mutex_lock(&g_loglock);
+    int n = snprintf(g_logbuf + g_loglen, sizeof g_logbuf - g_loglen, "%s: %s\n", tag, msg);
+    if (n > 0 && g_loglen + (size_t)n < sizeof g_logbuf) g_loglen += (size_t)n;
+    pthread_mutex_unlock(&g_loglock);
+}
+
+static void test_no_secrets_in_logs(void) {
+    rt_up();
+    tt_broker_user users[] = { { "alice", "pa55-SECRET-word" } };
+    tt_broker_opts bo = { .deny_anonymous = true, .users = users, .nusers = 1 };
+    tt_broker b;
+    TT_REQUIRE(tt_broker_start(&b, &bo) == 0);
+    g_loglen = 0;
+    tt_log_set_handler(capture_log, NULL, TT_LOG_TRACE);
+    for (int v = 4; v <= 5; v++) {
+        inbox in = { .lock = PTHREAD_MUTEX_INITIALIZER };
+        tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
+        o.version = (tt_mqtt_version)v;
+        o.username = "alice";
+        o.password = "wrong-SECRET-guess";
+        tt_client *c = make(&b, &o);
+        TT_REQUIRE(c);
+        TT_CHECK_EQ_INT(wait_free(tt_client_connect(c)), TT_EAUTH);
+        tt_client_free(c);
+        o.password = "pa55-SECRET-word";
+        c = connected(&b, &o);
+        TT_REQUIRE(c);
+        TT_CHECK_EQ_INT(subscribe1(c, "s/#", TT_QOS1, &in), TT_OK);
+        TT_CHECK_EQ_INT(wait_free(tt_client_pub(c, "s/x", "PAYLOAD-SECRET", 14, TT_QOS1, false)), TT_OK);
+        TT_CHECK(wait_count(&in, 1, WAIT_MS));
+        tt_client_free(c);
+    }
+    tt_log_set_handler(NULL, NULL, TT_LOG_OFF);
+    pthread_mutex_lock(&g_loglock);
+    g_logbuf[g_loglen] = 0;
+    TT_CHECK(g_loglen > 0);                                    /* the log did run */
+    TT_CHECK(strstr(g_logbuf, "SECRET") == NULL);              /* no password, no payload */
+    pthread_mutex_unlock(&g_loglock);
+    tt_broker_free(&b);
+    tt_runtime_free(g_rt);
+}
+
+static size_t heap_in_use(void) {
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+}
+
+static void test_memory_bound_with_broker_gone(void) {
+    rt_up();
+    tt_broker b;
+    TT_REQUIRE(tt_broker_start(&b, NULL) == 0);
+    tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
+    o.offline_queue_bytes = 256u << 10;
+    o.backoff_min_ms = 60000;
+    o.backoff_max_ms = 60000;
+    tt_client *c = connected(&b, &o);
+    TT_REQUIRE(c);
+    TT_REQUIRE(tt_broker_stop(&b) == 0);
+    for (int i = 0; i < 500; i++) {                             /* until the client noticed */
+        tt_future *f = tt_client_ping(c);
+        tt_err rc = tt_future_wait(f, WAIT_MS);
+        tt_future_free(f);
+        if (rc == TT_ECLOSED) break;
+        usleep(10000);
+    }
+    static char payload[1024];
+    size_t before = heap_in_use();
+    int queued = 0, refused = 0;
+    for (int i = 0; i < 20000; i++) {                           /* 20 MB offered */
+        tt_future *f = tt_client_pub(c, "gone", payload, sizeof payload, TT_QOS1, false);
+        if (tt_future_done(f) && tt_future_result(f) == TT_EAGAIN) refused++;
+        else queued++;
+        tt_future_free(f);
+    }
+    size_t grown = heap_in_use() - before;
+    TT_CHECK_MSG(grown < (1u << 20), "heap grew %zu bytes for a 256 KiB bound", grown);
+    TT_CHECK(queued > 200 && queued < 300);                     /* ~1.1 KiB each in 256 KiB */
+    TT_CHECK_EQ_INT(queued + refused, 20000);
+    tt_client_free(c);
+    tt_broker_free(&b);
+    tt_runtime_free(g_rt);
+}
+
 TT_TEST_LIST = {
     { "pubsub_qos012", test_pubsub_qos012 },
     { "retained_and_will", test_retained_and_will },
@@ -631,5 +724,7 @@ TT_TEST_LIST = {
     { "offline_queue_bound", test_offline_queue_bound },
     { "thousand_clients", test_thousand_clients },
     { "pull_props_and_self_free", test_pull_props_and_self_free },
+    { "no_secrets_in_logs", test_no_secrets_in_logs },
+    { "memory_bound_with_broker_gone", test_memory_bound_with_broker_gone },
     { NULL, NULL },
 };
