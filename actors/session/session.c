@@ -19,7 +19,6 @@ enum { ST_IDLE = 0, ST_CONNECTING, ST_WAIT_CONNACK, ST_UP, ST_BACKOFF, ST_DEAD }
 void tti_session_dispatch(tt_client *c, tti_msg *m);
 void tti_session_drop(tt_client *c, tti_msg *m);
 void tti_session_stopped(tt_client *c);
-void tti_msg_release_all(tt_client *c);
 
 static void lost(tt_client *c, tt_err err, int detail, const char *reason);
 static void pump(tt_client *c);
@@ -114,9 +113,11 @@ static void finish(tti_req *r, tt_err rc, int detail, const char *reason) {
 
 /* ---- Writing --------------------------------------------------------------- */
 
+/* Writes only mark that something went out; the keepalive tick turns the
+ * mark into a time, so no write reads the clock. */
 static void out_bytes(tt_client *c, const void *p, size_t n) {
     evbuffer_add(tti_transport_out(c->tr), p, n);
-    c->last_tx_ms = mono_ms();
+    c->tx_mark = true;
 }
 
 static void send_simple(tt_client *c, uint8_t type, uint16_t pid, uint8_t reason) {
@@ -258,7 +259,7 @@ static void pump(tt_client *c) {
         stage_pub(c, &st, p);
     }
     stage_flush(c, &st);
-    if (wrote) c->last_tx_ms = mono_ms();
+    if (wrote) c->tx_mark = true;
     tti_transport_flush(c->tr);
 }
 
@@ -1016,6 +1017,10 @@ static void ka_tick(tti_timer *t, void *arg) {
     tt_client *c = arg;
     if (c->state != ST_UP || !c->keepalive) return;
     uint64_t now = mono_ms(), ka = c->keepalive * 1000u;
+    if (c->tx_mark) {                /* sent since the last tick (within ka/8) */
+        c->tx_mark = false;
+        c->last_tx_ms = now;
+    }
     if (now - c->last_rx_ms > ka + ka / 4) {
         lost(c, TT_ETIMEDOUT, TTI_MQTT_RC_KEEP_ALIVE_TIMEOUT, "keepalive: the broker stopped answering");
         return;

@@ -157,6 +157,7 @@ struct tt_client {
     uint64_t ping_sent_us;
     bool ping_out;
     uint64_t last_tx_ms, last_rx_ms;
+    bool tx_mark;                     /* bytes written since the last keepalive tick */
     uint8_t *qos2_rx;                 /* bitmap: inbound QoS 2 ids awaiting PUBREL */
     uint32_t server_max_packet;
     tti_trie subs;                    /* filter -> tti_subent */
