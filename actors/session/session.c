@@ -627,10 +627,11 @@ static void on_publish(tt_client *c, const tti_mqtt_pkt *pkt) {
         send_simple(c, TTI_MQTT_PUBACK, pkt->packet_id, 0);
         break;
     default:
-        /* Exactly once: a redelivery (DUP) of an id we hold is not delivered
-         * again. Without DUP the id was reused for a new message, which means
-         * the broker dropped the old exchange: deliver. */
-        if (!qos2_seen(c, pkt->packet_id) || !pkt->u.publish.dup) {
+        /* Exactly once (3.1.1 and 5.0, 4.3.3): from our PUBREC until the
+         * PUBREL, any PUBLISH with that id is the same message, DUP flag or
+         * not (mosquitto resends some without it), and is only acknowledged.
+         * After PUBREL the id is free: a PUBLISH with it is a new message. */
+        if (!qos2_seen(c, pkt->packet_id)) {
             deliver(c, pkt, topic);
             qos2_mark(c, pkt->packet_id, true);
         }

@@ -559,6 +559,89 @@ static void test_reconnect_into_garbage(void) {
     rt_down();
 }
 
+/* ---- QoS 2 receive rules ------------------------------------------------------ */
+
+typedef struct inbox {
+    pthread_mutex_t lock;
+    int n;
+    char got[8];
+} inbox;
+
+static void on_q2_msg(tt_client *c, const tt_msg *m, void *arg) {
+    (void)c;
+    inbox *in = arg;
+    size_t len;
+    const char *p = tt_msg_payload(m, &len);
+    pthread_mutex_lock(&in->lock);
+    if (in->n < (int)sizeof in->got) in->got[in->n] = len == 1 ? p[0] : '?';
+    in->n++;
+    pthread_mutex_unlock(&in->lock);
+}
+
+/* While the client holds a QoS 2 id (PUBREC sent, no PUBREL yet) every
+ * PUBLISH with that id is the message it already has, with or without DUP;
+ * once PUBREL released the id, a PUBLISH with it is a new message even when
+ * it carries DUP. "a" arrives three times before PUBREL and is delivered
+ * once; "b" reuses the id after PUBCOMP and is delivered. */
+static void test_qos2_receive_rules(void) {
+    rt_up();
+    static const uint8_t a4[] = { 0x34, 0x08, 0x00, 0x03, 'q', '/', '2', 0x00, 0x07, 'a' };
+    static const uint8_t a4dup[] = { 0x3C, 0x08, 0x00, 0x03, 'q', '/', '2', 0x00, 0x07, 'a' };
+    static const uint8_t b4dup[] = { 0x3C, 0x08, 0x00, 0x03, 'q', '/', '2', 0x00, 0x07, 'b' };
+    static const uint8_t a5[] = { 0x34, 0x09, 0x00, 0x03, 'q', '/', '2', 0x00, 0x07, 0x00, 'a' };
+    static const uint8_t a5dup[] = { 0x3C, 0x09, 0x00, 0x03, 'q', '/', '2', 0x00, 0x07, 0x00, 'a' };
+    static const uint8_t b5dup[] = { 0x3C, 0x09, 0x00, 0x03, 'q', '/', '2', 0x00, 0x07, 0x00, 'b' };
+    static const uint8_t pubrel[] = { 0x62, 0x02, 0x00, 0x07 };
+    for (int v = 4; v <= 5; v++) {
+        bool v5 = v == 5;
+        tt_hostile_step s[] = {
+            TT_HOSTILE_EXPECT(1),
+            v5 ? (tt_hostile_step)TT_HOSTILE_SEND(connack5) : (tt_hostile_step)TT_HOSTILE_SEND(connack4),
+            v5 ? (tt_hostile_step)TT_HOSTILE_SEND(a5) : (tt_hostile_step)TT_HOSTILE_SEND(a4),
+            TT_HOSTILE_EXPECT(5),            /* PUBREC */
+            v5 ? (tt_hostile_step)TT_HOSTILE_SEND(a5) : (tt_hostile_step)TT_HOSTILE_SEND(a4),
+            TT_HOSTILE_EXPECT(5),            /* the same message again, no DUP */
+            v5 ? (tt_hostile_step)TT_HOSTILE_SEND(a5dup) : (tt_hostile_step)TT_HOSTILE_SEND(a4dup),
+            TT_HOSTILE_EXPECT(5),            /* and with DUP */
+            TT_HOSTILE_SEND(pubrel),
+            TT_HOSTILE_EXPECT(7),            /* PUBCOMP: the id is free */
+            v5 ? (tt_hostile_step)TT_HOSTILE_SEND(b5dup) : (tt_hostile_step)TT_HOSTILE_SEND(b4dup),
+            TT_HOSTILE_EXPECT(5),
+            TT_HOSTILE_SEND(pubrel),
+            TT_HOSTILE_EXPECT(7),
+            TT_HOSTILE_HOLD(),
+        };
+        inbox in = { .lock = PTHREAD_MUTEX_INITIALIZER };
+        rig r;
+        tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
+        o.version = (tt_mqtt_version)v;
+        o.no_reconnect = true;
+        o.on_message = on_q2_msg;
+        o.on_message_arg = &in;
+        TT_REQUIRE(rig_up(&r, s, NSTEPS(s), &o));
+        tt_future *f = tt_client_connect(r.c);
+        TT_CHECK_EQ_INT(tt_future_wait(f, WAIT_MS), TT_OK);
+        tt_future_free(f);
+        /* "b" comes last: once it is in, everything before it was handled. */
+        bool got_b = false;
+        for (int i = 0; i < 1000 && !got_b; i++) {
+            usleep(5000);
+            pthread_mutex_lock(&in.lock);
+            got_b = in.n > 0 && in.n <= (int)sizeof in.got && in.got[in.n - 1] == 'b';
+            pthread_mutex_unlock(&in.lock);
+        }
+        usleep(50000);
+        pthread_mutex_lock(&in.lock);
+        fprintf(stderr, "  v%d: %d deliveries (%.*s)\n", v, in.n, in.n < 8 ? in.n : 8, in.got);
+        TT_CHECK_EQ_INT(in.n, 2);
+        TT_CHECK(in.got[0] == 'a' && in.got[1] == 'b');
+        pthread_mutex_unlock(&in.lock);
+        TT_CHECK_EQ_INT(disconnected(&r), 0);
+        rig_down(&r);
+    }
+    rt_down();
+}
+
 TT_TEST_LIST = {
     { "wrong_lengths", test_wrong_lengths },
     { "five_byte_length", test_five_byte_length },
@@ -573,5 +656,6 @@ TT_TEST_LIST = {
     { "silent_server", test_silent_server },
     { "closing_server", test_closing_server },
     { "reconnect_into_garbage", test_reconnect_into_garbage },
+    { "qos2_receive_rules", test_qos2_receive_rules },
     { NULL, NULL },
 };
