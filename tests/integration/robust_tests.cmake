@@ -12,3 +12,9 @@ tt_add_test(fault_stream_test LABEL integration TIMEOUT 300
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/fault_test.c ${PROJECT_SOURCE_DIR}/tests/support/proxy.c
           ${PROJECT_SOURCE_DIR}/tests/support/broker.c
   ARGS qos1_stream qos2_stream)
+# QoS 2 through cuts alone (exactly once, in order, MQTT 5) and QoS 1 through
+# broker SIGKILLs.
+tt_add_test(fault_kill_test LABEL integration TIMEOUT 300
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/fault_test.c ${PROJECT_SOURCE_DIR}/tests/support/proxy.c
+          ${PROJECT_SOURCE_DIR}/tests/support/broker.c
+  ARGS qos2_cuts_stream qos1_kill_stream)
