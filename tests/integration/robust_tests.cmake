@@ -2,12 +2,13 @@
 # client and a real mosquitto by a TCP proxy.
 tt_add_test(hostile_broker_test LABEL integration TIMEOUT 300
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/hostile_broker_test.c ${PROJECT_SOURCE_DIR}/tests/support/hostile.c)
-# Keepalive, split/delayed forwarding and leak-free reconnect cycles; the
+# Keepalive, split/delayed forwarding, leak-free reconnect cycles and flat
+# memory with the broker gone; the
 # long streams through cuts and restarts run as their own test.
 tt_add_test(fault_test LABEL integration TIMEOUT 300
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/fault_test.c ${PROJECT_SOURCE_DIR}/tests/support/proxy.c
           ${PROJECT_SOURCE_DIR}/tests/support/broker.c
-  ARGS keepalive_stall split_and_delay reconnect_cycles)
+  ARGS keepalive_stall split_and_delay reconnect_cycles rss_flat_with_broker_gone)
 tt_add_test(fault_stream_test LABEL integration TIMEOUT 300
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/fault_test.c ${PROJECT_SOURCE_DIR}/tests/support/proxy.c
           ${PROJECT_SOURCE_DIR}/tests/support/broker.c
