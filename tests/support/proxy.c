@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_PAIRS 64
+#define MAX_PAIRS 512
 #define READ_CHUNK 16384
 #define DIR_MAX_QUEUED (512 * 1024)
 #define SPLIT_BURST 64
