@@ -285,7 +285,6 @@ tt_err tt_client_new(tt_runtime *rt, const tt_client_opts *user_opts, tt_client 
     memcpy(&o, user_opts, user_opts->size < sizeof o ? user_opts->size : sizeof o);
     if (user_opts->size < offsetof(tt_client_opts, client_id)) return TT_EINVAL;
     if (o.version && o.version != TT_MQTT_311 && o.version != TT_MQTT_5) return TT_EINVAL;
-    if (o.outbound_topic_aliases) return TT_ENOTSUP;   /* not built yet */
 
     tt_client *c = tti_calloc(1, sizeof *c);
     if (!c) return TT_ENOMEM;
@@ -314,6 +313,7 @@ tt_err tt_client_new(tt_runtime *rt, const tt_client_opts *user_opts, tt_client 
     c->on_event_arg = o.on_event_arg;
     c->pull = o.pull;
     c->persistent = o.persistent_session;
+    c->out_alias = c->version == TTI_MQTT_V5 && o.outbound_topic_aliases;
     c->in_alias_max = c->version == TTI_MQTT_V5 ? o.topic_alias_maximum : 0;
     if (rc == TT_OK && c->in_alias_max && !(c->in_alias = tti_calloc(c->in_alias_max, sizeof(char *))))
         rc = TT_ENOMEM;
@@ -566,8 +566,12 @@ static tt_future *sub_req(tt_client *c, const tt_sub *subs, const char *const *f
         if (subs && (subs[i].qos > 2 || subs[i].retain_handling > 2))
             return failed(c, TT_EINVAL, "invalid subscription options");
         if (subs && c->version != TTI_MQTT_V5 &&
-            (subs[i].no_local || subs[i].retain_as_published || subs[i].retain_handling))
+            (subs[i].no_local || subs[i].retain_as_published || subs[i].retain_handling || subs[i].sub_id))
             return failed(c, TT_EINVAL, "MQTT 5 options on an MQTT 3.1.1 client");
+        if (subs && subs[i].sub_id > 268435455u)
+            return failed(c, TT_EINVAL, "subscription identifier above 268435455");
+        if (subs && subs[i].sub_id != subs[0].sub_id)
+            return failed(c, TT_EINVAL, "one subscription identifier per call (it belongs to the packet)");
         strbytes += strlen(fl) + 1;
     }
     if (!admit(c)) return failed(c, TT_EAGAIN, "too many calls queued for this client");
@@ -594,6 +598,7 @@ static tt_future *sub_req(tt_client *c, const tt_sub *subs, const char *const *f
             s->ents[i].no_local = subs[i].no_local;
             s->ents[i].rap = subs[i].retain_as_published;
             s->ents[i].rh = subs[i].retain_handling;
+            s->ents[i].sub_id = subs[i].sub_id;
             s->ents[i].handler = subs[i].handler;
             s->ents[i].arg = subs[i].arg;
         }
@@ -609,6 +614,19 @@ tt_future *tt_client_subscribe(tt_client *c, const tt_sub *subs, size_t n, const
 tt_future *tt_client_unsubscribe(tt_client *c, const char *const *filters, size_t n,
                                  const tt_call_opts *opts) {
     return sub_req(c, NULL, filters, n, opts);
+}
+
+void tt_client_stats_get(const tt_client *c, tt_client_stats *out) {
+    if (!out) return;
+    memset(out, 0, sizeof *out);
+    if (!c) return;
+    out->bytes_out = atomic_load_explicit(&c->st_bytes_out, memory_order_relaxed);
+    out->bytes_in = atomic_load_explicit(&c->st_bytes_in, memory_order_relaxed);
+    out->publishes_out = atomic_load_explicit(&c->st_pubs_out, memory_order_relaxed);
+    out->messages_in = atomic_load_explicit(&c->st_msgs_in, memory_order_relaxed);
+    out->connects = atomic_load_explicit(&c->st_connects, memory_order_relaxed);
+    out->aliased_out = atomic_load_explicit(&c->st_aliased, memory_order_relaxed);
+    out->queued_bytes = atomic_load_explicit(&c->queued_bytes, memory_order_relaxed);
 }
 
 tt_err tt_future_get_suback(const tt_future *f, const uint8_t **codes, size_t *n) {
