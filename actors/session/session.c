@@ -1046,6 +1046,11 @@ static void start_connect(tt_client *c) {
     o.ws_path = c->ws_path;
     o.ws_host = c->host;
     o.ws_port = c->port;
+    o.proxy = c->proxy;
+    o.proxy_host = c->proxy_host;
+    o.proxy_port = c->proxy_port;
+    o.proxy_user = c->proxy_user;
+    o.proxy_pass = c->proxy_pass;
     c->state = ST_CONNECTING;
     tti_timer_arm(c->timer, c->connect_timeout_ms);
     tt_err rc = tti_transport_connect(c->actor.loop->base, &o, &tr_cbs, c, &c->tr);

@@ -129,6 +129,9 @@ struct tt_client {
     bool persistent;
     bool out_alias;                   /* MQTT 5: alias repeated topics to the broker */
     char *source_addr;
+    int proxy;                        /* tti_proxy_kind; 0: direct */
+    char *proxy_host, *proxy_user, *proxy_pass;
+    uint16_t proxy_port;
     uint8_t *connect_pkt;
     size_t connect_len;
     tt_tls_opts tls_opts;

@@ -145,6 +145,14 @@ typedef struct tt_client_opts {
     void *on_event_arg;
     bool pull;                         /* messages go to tt_client_poll() instead of handlers */
     const char *source_addr;           /* local address to bind, e.g. "127.0.0.2" */
+    /* Tunnel through a proxy: "socks5://[user[:pass]@]host[:port]" (1080) or
+     * "http://[user[:pass]@]host[:port]" (8080, HTTP CONNECT with Basic
+     * authorization); percent-escapes allowed in user and pass. The proxy
+     * resolves the broker's host name; TLS and WebSocket run inside the
+     * tunnel (certificates are checked against the broker's name). A refusal
+     * fails the connect: TT_EAUTH (credentials), TT_ECONNREFUSED (the broker
+     * refused the proxy), TT_EREFUSED (other refusals), with the reason. */
+    const char *proxy;
 } tt_client_opts;
 
 #define TT_KEEPALIVE_OFF 0xFFFFu

@@ -13,6 +13,7 @@
 #include "actors/pool.h"
 #include "actors/session/session.h"
 #include "codecs/mqtt/mqtt_codec.h"
+#include "transport/proxy.h"
 #include "transport/tls.h"
 
 void tti_session_dispatch(tt_client *c, tti_msg *m);
@@ -66,6 +67,25 @@ static void free_subent(void *value, void *arg) {
     tti_free(s);
 }
 
+/* The copies tt_client_new() made of the options. */
+static void free_config(tt_client *c) {
+    tti_free(c->host);
+    tti_free(c->ws_path);
+    tti_free(c->client_id);
+    tti_free(c->source_addr);
+    tti_free(c->connect_pkt);
+    tti_free(c->proxy_host);
+    tti_free(c->proxy_user);
+    if (c->proxy_pass) memset(c->proxy_pass, 0, strlen(c->proxy_pass));
+    tti_free(c->proxy_pass);
+    tti_free((void *)c->tls_opts.ca_file);
+    tti_free((void *)c->tls_opts.ca_dir);
+    tti_free((void *)c->tls_opts.cert_file);
+    tti_free((void *)c->tls_opts.key_file);
+    tti_free((void *)c->tls_opts.sni);
+    tti_free((void *)c->tls_opts.alpn);
+}
+
 static void c_destroy(tti_actor *a) {
     tt_client *c = TTI_CONTAINER_OF(a, tt_client, actor);
     tti_trie_fini(&c->subs, free_subent, NULL);
@@ -83,17 +103,7 @@ static void c_destroy(tti_actor *a) {
     }
     tti_free(c->qos2_rx);
     if (c->tls_ctx) tti_tls_ctx_unref(c->tls_ctx);
-    tti_free(c->host);
-    tti_free(c->ws_path);
-    tti_free(c->client_id);
-    tti_free(c->source_addr);
-    tti_free(c->connect_pkt);
-    tti_free((void *)c->tls_opts.ca_file);
-    tti_free((void *)c->tls_opts.ca_dir);
-    tti_free((void *)c->tls_opts.cert_file);
-    tti_free((void *)c->tls_opts.key_file);
-    tti_free((void *)c->tls_opts.sni);
-    tti_free((void *)c->tls_opts.alpn);
+    free_config(c);
     pthread_cond_destroy(&c->pull_cond);
     pthread_mutex_destroy(&c->pull_lock);
     if (c->strand) tti_actor_release(c->strand);
@@ -318,6 +328,11 @@ tt_err tt_client_new(tt_runtime *rt, const tt_client_opts *user_opts, tt_client 
     if (rc == TT_OK && c->in_alias_max && !(c->in_alias = tti_calloc(c->in_alias_max, sizeof(char *))))
         rc = TT_ENOMEM;
     if (rc == TT_OK && o.source_addr && !(c->source_addr = tti_strdup(o.source_addr))) rc = TT_ENOMEM;
+    if (rc == TT_OK && o.proxy) {
+        tti_proxy_kind kind;
+        rc = tti_proxy_parse_url(o.proxy, &kind, &c->proxy_host, &c->proxy_port, &c->proxy_user, &c->proxy_pass);
+        c->proxy = rc == TT_OK ? (int)kind : 0;
+    }
     if (rc == TT_OK && o.tls) {
         c->tls_opts.size = sizeof c->tls_opts;
         c->tls_opts.ca_file = dup_opt(o.tls->ca_file);
@@ -362,18 +377,8 @@ tt_err tt_client_new(tt_runtime *rt, const tt_client_opts *user_opts, tt_client 
     if (rc != TT_OK) {
         c->in_alias_max = c->in_alias ? c->in_alias_max : 0;
         /* Not an actor yet: free by hand. */
-        tti_free(c->host);
-        tti_free(c->ws_path);
-        tti_free(c->client_id);
-        tti_free(c->source_addr);
-        tti_free(c->connect_pkt);
+        free_config(c);
         tti_free(c->in_alias);
-        tti_free((void *)c->tls_opts.ca_file);
-        tti_free((void *)c->tls_opts.ca_dir);
-        tti_free((void *)c->tls_opts.cert_file);
-        tti_free((void *)c->tls_opts.key_file);
-        tti_free((void *)c->tls_opts.sni);
-        tti_free((void *)c->tls_opts.alpn);
         if (c->strand) tti_strand_free(c->strand);
         if (c->tls_ctx) tti_tls_ctx_unref(c->tls_ctx);
         pthread_cond_destroy(&c->pull_cond);
