@@ -127,6 +127,21 @@ static void out_bytes(tt_client *c, const void *p, size_t n) {
     c->tx_mark = true;
 }
 
+/* Acknowledgements written while one read is parsed go out in one append:
+ * one buffer per loop thread, owned by the client whose input is being read
+ * (no per-client memory). */
+static _Thread_local struct {
+    tt_client *owner;
+    tti_transport *tr;                /* acknowledgements belong to this connection only */
+    size_t n;
+    uint8_t buf[1024];
+} acks;
+
+static void acks_flush(tt_client *c) {
+    if (acks.owner == c && acks.n && c->tr && c->tr == acks.tr) out_bytes(c, acks.buf, acks.n);
+    acks.n = 0;
+}
+
 static void send_simple(tt_client *c, uint8_t type, uint16_t pid, uint8_t reason) {
     uint8_t b[5];
     size_t n;
@@ -141,7 +156,13 @@ static void send_simple(tt_client *c, uint8_t type, uint16_t pid, uint8_t reason
         b[1] = 2;
         n = 4;
     }
-    out_bytes(c, b, n);
+    if (acks.owner != c) {
+        out_bytes(c, b, n);
+        return;
+    }
+    if (acks.n + n > sizeof acks.buf) acks_flush(c);
+    memcpy(acks.buf + acks.n, b, n);
+    acks.n += n;
 }
 
 /* ---- Outbound topic aliases (MQTT 5) ------------------------------------------
@@ -978,9 +999,21 @@ static void on_packet(tt_client *c, const tti_mqtt_pkt *pkt) {
     lost(c, TT_EPROTO, 0, why);
 }
 
+static void read_packets(tt_client *c, struct evbuffer *in);
+
 static void tr_read(void *ctx, struct evbuffer *in) {
     tt_client *c = ctx;
     c->last_rx_ms = mono_ms();
+    acks.owner = c;
+    acks.tr = c->tr;
+    acks.n = 0;
+    read_packets(c, in);
+    acks_flush(c);
+    acks.owner = NULL;
+    if (c->tr) tti_transport_flush(c->tr);
+}
+
+static void read_packets(tt_client *c, struct evbuffer *in) {
     /* Every complete packet in the buffer, one wake-up. */
     for (;;) {
         size_t have = evbuffer_get_length(in);
@@ -1012,7 +1045,6 @@ static void tr_read(void *ctx, struct evbuffer *in) {
         evbuffer_drain(in, fx.total);
     }
     flush_rx(c);
-    if (c->tr) tti_transport_flush(c->tr);
 }
 
 /* ---- Connection life --------------------------------------------------------- */
