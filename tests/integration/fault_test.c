@@ -667,9 +667,13 @@ static void test_rss_flat_with_broker_gone(void) {
     TT_CHECK(rss0 > 0);
     /* Each counts its encoded PUBLISH (1,037 bytes): the bound holds them all. */
     TT_CHECK_MSG(queued > 900 && queued * sizeof payload <= bound, "%u queued", queued);
+#if TT_SCALE_DIV == 1
+    /* Sanitizers hold freed memory back (ASan's quarantine, up to 256 MiB),
+     * so RSS says something only without them; the count above always does. */
     TT_CHECK_MSG(rss_full - rss0 < 4 * (long)bound, "RSS grew %ld bytes to fill a %zu byte bound",
                  rss_full - rss0, bound);
     TT_CHECK_MSG(rss_max - rss_full < 2L << 20, "RSS grew %ld bytes past the bound", rss_max - rss_full);
+#endif
     TT_CHECK_EQ_INT(live_end, live_full);
     close_free(c);
     tt_broker_free(&b);
