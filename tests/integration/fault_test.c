@@ -423,7 +423,7 @@ static void test_qos2_stream(void) { run_stream(2, TT_SCALED(100000), TT_SCALED(
 static void test_qos2_cuts_stream(void) { run_stream(2, TT_SCALED(100000), TT_SCALED(50), 0, false, 5); }
 /* kill -9 mid stream: QoS 1 is at least once, so duplicates are expected
  * and reported; nothing may be missing. */
-static void test_qos1_kill_stream(void) { run_stream(1, TT_SCALED(100000), TT_SCALED(20), 5, true, 4); }
+static void test_qos1_kill_stream(void) { run_stream(1, TT_SCALED(100000), TT_SCALED(40), 5, true, 4); }
 
 /* ---- (b) Keepalive against a stalled peer ------------------------------------------- */
 
