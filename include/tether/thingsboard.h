@@ -88,7 +88,9 @@ typedef struct tt_tb_opts {
     const char *token;                 /* access token (sent as the MQTT user name) */
     const char *client_id;             /* basic credentials; NULL = generated */
     const char *username;
-    const char *password;
+    const char *password;              /* basic credentials; with a token, an optional
+                                          password sent along (ThingsBoard ignores it;
+                                          a plain broker may want one) */
     const tt_tls_opts *tls;            /* TLS (and the client certificate for X.509) */
     bool qos0;                         /* publish at QoS 0 instead of 1 */
     uint32_t request_timeout_ms;       /* attribute requests, RPC calls, fw chunks; 0 = 10000 */
@@ -301,6 +303,8 @@ typedef struct tt_tb_provision_opts {
     const char *client_id, *username, *password; /* MQTT_BASIC */
     const char *cert_pem;              /* X509_CERTIFICATE (sent as "hash") */
     uint32_t timeout_ms;               /* 0 = 10000 */
+    const char *login_password;        /* sent with the "provision" login; ThingsBoard
+                                          ignores it; NULL = none */
 } tt_tb_provision_opts;
 
 /** The credentials a provisioning answer carried (either response shape). */

@@ -556,7 +556,7 @@ static tt_err tb_new(tt_runtime *rt, const tt_tb_opts *o, bool gateway, tt_tb_de
     co.tls = o->tls;
     co.client_id = o->client_id;
     co.username = o->token ? o->token : o->username;
-    co.password = o->token ? NULL : o->password;
+    co.password = o->password;
     co.password_len = 0;
     if (!co.version) co.version = TT_MQTT_5;   /* no-local keeps our own publishes away */
     d->user_event = co.on_event;
@@ -627,8 +627,8 @@ static void conn_connected(tt_future *f, void *arg) {
     tt_sub subs[10] = {
         { .filter = "v1/devices/me/attributes", .qos = q, .no_local = nl, .handler = on_attr_push, .arg = d },
         { .filter = "v1/devices/me/attributes/response/+", .qos = q, .handler = on_attr_response, .arg = d },
-        { .filter = "v1/devices/me/rpc/request/+", .qos = q, .handler = on_rpc_request, .arg = d },
-        { .filter = "v1/devices/me/rpc/response/+", .qos = q, .handler = on_rpc_response, .arg = d },
+        { .filter = "v1/devices/me/rpc/request/+", .qos = q, .no_local = nl, .handler = on_rpc_request, .arg = d },
+        { .filter = "v1/devices/me/rpc/response/+", .qos = q, .no_local = nl, .handler = on_rpc_response, .arg = d },
         { .filter = "v2/fw/response/+/chunk/+", .qos = q, .handler = on_fw_chunk, .arg = d },
         { .filter = "v1/gateway/attributes", .qos = q, .no_local = nl, .handler = on_gw_attr_push, .arg = d },
         { .filter = "v1/gateway/attributes/response", .qos = q, .handler = on_gw_attr_response, .arg = d },

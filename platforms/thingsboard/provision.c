@@ -257,6 +257,7 @@ tt_future *tt_tb_provision(tt_runtime *rt, const tt_tb_provision_opts *o) {
     co.url = url;
     co.tls = o->tls;
     co.username = "provision";
+    co.password = o->login_password;
     co.keepalive_s = 60;
     co.no_reconnect = true;
     tt_err rc = x->request ? tt_client_new(rt, &co, &x->c) : TT_ENOMEM;
