@@ -867,7 +867,10 @@ tt_future *tt_tb_device_claim(tt_tb_device *d, const char *secret, uint32_t dura
 #define GW(g) ((tt_tb_device *)(void *)(g))
 
 static bool gw_ok(tt_tb_gateway *g, const char *name) {
-    return g && GW(g)->gateway && name && *name && json_string(name) != NULL;
+    if (!g || !GW(g)->gateway || !name || !*name) return false;
+    json_t *s = json_string(name);    /* NULL unless valid UTF-8 */
+    json_decref(s);
+    return s != NULL;
 }
 
 static tt_future *gw_simple(tt_tb_gateway *g, const char *topic, const char *name, const char *type) {

@@ -85,11 +85,18 @@ static void report(tb_fw *fw, tt_tb_fw_state s, const char *error) {
     tt_future_free(tt_tb_device_fw_report(fw->d, s, NULL, NULL, error));
 }
 
-static void fw_release(tb_fw *fw) {
+/* Let the next update start: before completing the caller's future, so a
+ * caller that starts another one at once does not find this one busy. */
+static void fw_detach(tb_fw *fw) {
     tt_tb_device *d = fw->d;
     pthread_mutex_lock(&d->lock);
     if (d->fw == fw) d->fw = NULL;
     pthread_mutex_unlock(&d->lock);
+}
+
+static void fw_release(tb_fw *fw) {
+    tt_tb_device *d = fw->d;
+    fw_detach(fw);
     if (fw->img) img_free(fw->img->data);
     tti_free(fw->cur_title);
     tti_free(fw->cur_version);
@@ -101,6 +108,7 @@ static void fw_release(tb_fw *fw) {
 
 static void fw_fail(tb_fw *fw, tt_err rc, bool report_failed, const char *why) {
     if (report_failed) report(fw, TT_TB_FW_FAILED, why);
+    fw_detach(fw);
     (void)tt_promise_complete(fw->p, rc, 0, "%s", why);
     fw_release(fw);
 }
@@ -152,6 +160,7 @@ static void finish(tb_fw *fw) {
         return;
     }
     fw->img = NULL;
+    fw_detach(fw);
     if (tti_promise_commit(fw->p)) {
         tt_promise_set_value(fw->p, img->data, img_free, (int64_t)img->len);
         (void)tt_promise_complete(fw->p, TT_OK, 0, NULL);
@@ -262,6 +271,7 @@ static void attrs_cb(tt_future *f, void *arg) {
     if (!fw->force && fw->cur_title && fw->cur_version && !strcmp(title, fw->cur_title) &&
         !strcmp(version, fw->cur_version)) {
         tt_future_free(f);
+        fw_detach(fw);
         (void)tt_promise_complete(fw->p, TT_OK, 0, "already up to date");
         fw_release(fw);
         return;

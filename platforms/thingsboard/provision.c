@@ -202,7 +202,7 @@ static void timer_done(tt_future *f, void *arg) {
     if (t) (void)tt_promise_complete(t, TT_OK, 0, NULL);
     settle(x, TT_ETIMEDOUT, NULL, "provisioning: no answer");
     tt_future_free(f);
-    (void)tt_client_close(x->c);      /* closed by tt_client_free in ctx_unref too */
+    tt_future_free(tt_client_close(x->c));   /* tt_client_free in ctx_unref closes too */
     ctx_unref(x);
 }
 
