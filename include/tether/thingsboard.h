@@ -51,7 +51,23 @@
  *   device_disconnect_callback      -> tt_tb_gateway_on_device_disconnect
  *   get_subscriptions_in_progress   -> the future of tt_tb_gateway_connect (completes once
  *                                      the subscriptions are acknowledged)
- *   MicroPython wait_for_msg / check_for_msg -> not needed: handlers are pushed
+ *   MicroPython SDK: TBDeviceMqttClient(host, port, access_token, quality_of_service,
+ *   client_id, chunk_size) -> tt_tb_opts (token, qos0, client_id) and
+ *                                      tt_tb_fw_opts.chunk_size; connect(timeout) ->
+ *                                      tt_future_wait(tt_tb_device_connect(d), ms);
+ *                                      send_telemetry / send_attributes at QoS 0 -> qos0;
+ *                                      request_attributes / send_rpc_call (blocking) ->
+ *                                      the futures above; claim_device -> tt_tb_device_claim;
+ *                                      get_provision_request / provision -> tt_tb_provision;
+ *                                      wait_for_msg / check_for_msg -> not needed: handlers
+ *                                      are called as messages arrive
+ *   Firmware announced by a push    -> subscribe to "fw_version" (or "fw_title") and call
+ *                                      tt_tb_device_fw_update() from the handler
+ *
+ * MQTT: the client speaks MQTT 5 unless tt_tb_opts.mqtt->version says
+ * otherwise, and subscribes with No Local, so that on a plain broker (tests,
+ * emulators) its own publishes on the topics it shares with the server
+ * (attributes, RPC) do not come back to it as requests or updates.
  *
  * Threads: every handler given here runs on the device's MQTT client strand
  * (a callback-pool thread, or the host loop when the runtime is embedded), one

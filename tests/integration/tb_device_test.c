@@ -787,6 +787,108 @@ static void test_x509(void) {
     tt_certs_remove(&certs);
 }
 
+
+/* ---- MQTT settings, QoS 0, disconnect -------------------------------------------------------- */
+
+typedef struct ev_count {
+    atomic_int up, down;
+} ev_count;
+
+static void on_ev(tt_client *c, const tt_client_event *ev, void *arg) {
+    (void)c;
+    ev_count *e = arg;
+    if (ev->kind == TT_EV_CONNECTED) atomic_fetch_add(&e->up, 1);
+    if (ev->kind == TT_EV_DISCONNECTED) atomic_fetch_add(&e->down, 1);
+}
+
+static void test_mqtt_options(void) {
+    fixture fx;
+    TT_REQUIRE(setup(&fx, false));
+    ev_count ev = { 0 };
+    tt_client_opts mo = TT_OPTS_INIT(tt_client_opts);
+    mo.max_inflight = 1;              /* max_inflight_messages_set */
+    mo.offline_queue_bytes = 4096;    /* max_queued_messages_set */
+    mo.backoff_min_ms = 100;          /* reconnect_delay_set */
+    mo.backoff_max_ms = 2000;
+    mo.keepalive_s = 120;
+    mo.on_event = on_ev;
+    mo.on_event_arg = &ev;
+    tt_tb_opts o;
+    dev_opts(&fx, &o, TOKEN);
+    o.mqtt = &mo;
+    o.qos0 = true;                    /* the MicroPython SDK's telemetry QoS */
+    TT_REQUIRE(tt_tb_device_new(g_rt, &o, &fx.dev) == TT_OK);
+    TT_CHECK(!tt_tb_device_connected(fx.dev));
+    TT_REQUIRE(wait_free(tt_tb_device_connect(fx.dev)) == TT_OK);
+    TT_CHECK(tt_tb_device_connected(fx.dev));
+    tt_future *fs[20];
+    for (int i = 0; i < 20; i++) {
+        json_t *t = json_pack("{s:i}", "q0", i);
+        fs[i] = tt_tb_device_send_telemetry(fx.dev, t);
+        json_decref(t);
+    }
+    for (int i = 0; i < 20; i++) TT_CHECK_EQ_INT(wait_free(fs[i]), TT_OK);
+    TT_REQUIRE(tb_emu_wait(fx.emu, "telemetry", NULL, 20, WAIT_MS) == 0);
+    json_t *got = tb_emu_telemetry(fx.emu, NULL);
+    for (int i = 0; i < 20; i++)
+        TT_CHECK_EQ_INT(json_integer_value(json_object_get(json_array_get(got, (size_t)i), "q0")), i);
+    json_decref(got);
+    TT_CHECK_EQ_INT(atomic_load(&ev.up), 1);
+    TT_CHECK_EQ_INT(wait_free(tt_tb_device_disconnect(fx.dev)), TT_OK);
+    TT_CHECK(!tt_tb_device_connected(fx.dev));
+    for (int i = 0; i < WAIT_MS / 10 && !atomic_load(&ev.down); i++) usleep(10000);
+    TT_CHECK_EQ_INT(atomic_load(&ev.down), 1);
+    /* and back */
+    TT_REQUIRE(wait_free(tt_tb_device_connect(fx.dev)) == TT_OK);
+    TT_CHECK(tt_tb_device_connected(fx.dev));
+    TT_CHECK_EQ_INT(atomic_load(&ev.up), 2);
+    teardown(&fx);
+}
+
+/* Firmware announced by a shared-attribute push: the handler starts the update. */
+typedef struct fw_watch {
+    pthread_mutex_t lock;
+    tt_future *f;
+} fw_watch;
+
+static void on_fw_attr(tt_tb_device *d, const char *key, const json_t *value, void *arg) {
+    (void)key;
+    fw_watch *w = arg;
+    if (!value) return;
+    pthread_mutex_lock(&w->lock);
+    if (!w->f) {
+        tt_tb_fw_opts fo = TT_OPTS_INIT(tt_tb_fw_opts);
+        fo.current_title = "pushed";
+        fo.current_version = "0";
+        fo.chunk_size = 700;
+        w->f = tt_tb_device_fw_update(d, &fo);
+    }
+    pthread_mutex_unlock(&w->lock);
+}
+
+static void test_firmware_push(void) {
+    fixture fx;
+    TT_REQUIRE(setup(&fx, true));
+    fw_watch w = { .lock = PTHREAD_MUTEX_INITIALIZER };
+    TT_REQUIRE(tt_tb_device_subscribe_attribute(fx.dev, "fw_version", on_fw_attr, &w, NULL) == TT_OK);
+    unsigned char *img = make_image(4321, 77);
+    TT_REQUIRE(tb_emu_set_firmware(fx.emu, "pushed", "1", img, 4321, "SHA256", false, true) == 0);
+    tt_future *f = NULL;
+    for (int i = 0; i < WAIT_MS / 10 && !f; i++) {
+        pthread_mutex_lock(&w.lock);
+        f = w.f;
+        pthread_mutex_unlock(&w.lock);
+        if (!f) usleep(10000);
+    }
+    TT_REQUIRE(f);
+    TT_CHECK_EQ_INT(tt_future_wait(f, WAIT_MS * 2), TT_OK);
+    TT_CHECK_EQ_INT(tt_future_get_i64(f), 4321);
+    TT_CHECK(tt_future_get_ptr(f) && memcmp(tt_future_get_ptr(f), img, 4321) == 0);
+    tt_future_free(f);
+    free(img);
+    teardown(&fx);
+}
+
 /* ---- Lifetime ---------------------------------------------------------------------------------- */
 
 static void free_in_handler(tt_tb_device *d, int64_t id, const char *method, const json_t *params, void *arg) {
@@ -853,6 +955,8 @@ TT_TEST_LIST = {
     { "provision", test_provision },
     { "firmware", test_firmware },
     { "firmware_errors", test_firmware_errors },
+    { "firmware_push", test_firmware_push },
+    { "mqtt_options", test_mqtt_options },
     { "session_limits", test_session_limits },
     { "x509", test_x509 },
     { "free_with_pending", test_free_with_pending },
