@@ -457,11 +457,14 @@ static void on_gw_attr_response(tt_client *c, const tt_msg *m, void *arg) {
     }
     json_t *values = json_object_get(j, "values"), *value = json_object_get(j, "value");
     json_t *out = NULL;
+    /* copies, not references: the caller frees the answer on its own thread
+     * while `j` is released here (jansson's reference counts are not meant to
+     * be shared across threads) */
     if (json_is_object(values)) {
-        out = json_incref(values);
+        out = json_deep_copy(values);
     } else if (value) {
         out = json_object();
-        if (out) json_object_set(out, e->key ? e->key : "value", value);
+        if (out) json_object_set_new(out, e->key ? e->key : "value", json_deep_copy(value));
     } else if (json_is_object(j)) {
         out = json_object();          /* no such attribute: an empty answer */
     }

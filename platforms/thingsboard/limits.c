@@ -261,7 +261,7 @@ static void limits_cb(tt_future *f, void *arg) {
     } else {
         json_t *v = tt_future_get_ptr(f);
         if (tt_tb_device_set_session_limits(x->d, v) == TT_OK)
-            tti_tb_resolve_json(x->p, json_incref(v));
+            tti_tb_resolve_json(x->p, json_deep_copy(v));   /* not shared across threads */
         else
             (void)tt_promise_complete(x->p, TT_EPROTO, 0, "the answer to getSessionLimits is not limits");
     }
