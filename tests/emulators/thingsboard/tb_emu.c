@@ -93,6 +93,14 @@ static void json_free_value(void *p) {
     json_decref((json_t *)p);
 }
 
+/* Merge a deep copy of `from` into `to`, so that no value is shared with the
+ * caller's tree (the states and records are touched from several threads). */
+static void merge_copy(json_t *to, const json_t *from) {
+    json_t *c = json_deep_copy(from);
+    if (c) json_object_update(to, c);
+    json_decref(c);
+}
+
 /* The device entry (created on demand when `create`). Under the lock. */
 static tb_dev *dev_get(tb_emu *e, const char *name, bool create) {
     for (tb_dev *d = e->devs; d; d = d->next)
@@ -194,7 +202,7 @@ static void pick_keys(json_t *to, const json_t *from, const json_t *want) {
                     memcpy(key, s, n);
                     key[n] = '\0';
                     json_t *v = json_object_get(from, key);
-                    if (v) json_object_set(to, key, v);
+                    if (v) json_object_set_new(to, key, json_deep_copy(v));
                 }
             }
             s = end;
@@ -204,7 +212,7 @@ static void pick_keys(json_t *to, const json_t *from, const json_t *want) {
         json_t *k;
         json_array_foreach(want, i, k) {
             json_t *v = json_is_string(k) ? json_object_get(from, json_string_value(k)) : NULL;
-            if (v) json_object_set(to, json_string_value(k), v);
+            if (v) json_object_set_new(to, json_string_value(k), json_deep_copy(v));
         }
     }
 }
@@ -227,8 +235,8 @@ static void on_attr_request(tb_emu *e, const char *topic, const void *data, size
     bool silent = e->silent;
     tb_dev *d = dev_get(e, NULL, true);
     if (d && !ck && !sk) {
-        json_object_update(client, d->client);
-        json_object_update(shared, d->shared);
+        merge_copy(client, d->client);
+        merge_copy(shared, d->shared);
     } else if (d) {
         if (ck) pick_keys(client, d->client, ck);
         if (sk) pick_keys(shared, d->shared, sk);
@@ -274,7 +282,7 @@ static void on_gw_attr_request(tb_emu *e, const void *data, size_t len) {
         json_t *scope = json_is_true(client) ? d->client : d->shared;
         if (json_is_string(key)) {
             json_t *v = json_object_get(scope, json_string_value(key));
-            if (v && out) json_object_set(out, "value", v);
+            if (v && out) json_object_set_new(out, "value", json_deep_copy(v));
         } else {
             pick_keys(values, scope, keys);
         }
@@ -311,12 +319,12 @@ static size_t record_telemetry(tb_emu *e, tb_dev *d, json_t *v) {
         json_array_foreach(v, i, x) {
             if (!json_is_object(x)) continue;
             if (!d->name) note_fw_state(e, x);
-            record(e, d->telemetry, json_incref(x));
+            record(e, d->telemetry, json_deep_copy(x));
             n++;
         }
     } else if (json_is_object(v)) {
         if (!d->name) note_fw_state(e, v);
-        record(e, d->telemetry, json_incref(v));
+        record(e, d->telemetry, json_deep_copy(v));
         n++;
     }
     return n;
@@ -347,8 +355,8 @@ static void on_client_attributes(tb_emu *e, const void *data, size_t len) {
     pthread_mutex_lock(&e->lock);
     tb_dev *d = dev_get(e, NULL, true);
     if (d) {
-        json_object_update(d->client, v);
-        record(e, d->attributes, json_incref(v));
+        merge_copy(d->client, v);
+        record(e, d->attributes, json_deep_copy(v));
     }
     pthread_mutex_unlock(&e->lock);
     trace(e, "client attributes: %zu keys", json_object_size(v));
@@ -364,7 +372,7 @@ static void on_claim(tb_emu *e, const void *data, size_t len) {
     }
     pthread_mutex_lock(&e->lock);
     tb_dev *d = dev_get(e, NULL, true);
-    if (d) record(e, d->claims, json_incref(v));
+    if (d) record(e, d->claims, json_deep_copy(v));
     pthread_mutex_unlock(&e->lock);
     trace(e, "claim");
     json_decref(v);
@@ -392,10 +400,10 @@ static void on_gw_per_device(tb_emu *e, gw_kind kind, const void *data, size_t l
             (void)record_telemetry(e, d, x);
         } else if (kind == GW_ATTRIBUTES && json_is_object(x)) {
             d->connected = true;
-            json_object_update(d->client, x);
-            record(e, d->attributes, json_incref(x));
+            merge_copy(d->client, x);
+            record(e, d->attributes, json_deep_copy(x));
         } else if (kind == GW_CLAIM && json_is_object(x)) {
-            record(e, d->claims, json_incref(x));
+            record(e, d->claims, json_deep_copy(x));
         }
     }
     pthread_mutex_unlock(&e->lock);
@@ -411,9 +419,10 @@ static void on_gw_connect(tb_emu *e, bool connect, const void *data, size_t len)
         json_decref(v);
         return;
     }
-    json_t *ev = json_pack("{sssO}", "event", connect ? "connect" : "disconnect", "device", dev);
+    json_t *ev = json_pack("{ssss}", "event", connect ? "connect" : "disconnect", "device",
+                           json_string_value(dev));
     json_t *type = json_object_get(v, "type");
-    if (ev && connect && type) json_object_set(ev, "type", type);
+    if (ev && connect && type) json_object_set_new(ev, "type", json_deep_copy(type));
     pthread_mutex_lock(&e->lock);
     tb_dev *d = dev_get(e, json_string_value(dev), true);
     if (d) d->connected = connect;
@@ -453,8 +462,8 @@ static void on_client_rpc(tb_emu *e, const char *topic, const void *data, size_t
     }
     const char *m = json_string_value(method);
     json_t *params = json_object_get(req, "params");
-    json_t *rec = json_pack("{sIsO}", "id", (json_int_t)id, "method", method);
-    if (rec && params) json_object_set(rec, "params", params);
+    json_t *rec = json_pack("{sIss}", "id", (json_int_t)id, "method", m);
+    if (rec && params) json_object_set_new(rec, "params", json_deep_copy(params));
     pthread_mutex_lock(&e->lock);
     record(e, e->client_rpcs, rec);
     bool silent = e->silent;
@@ -503,11 +512,12 @@ static void rpc_reply(tb_emu *e, int64_t id, const char *device, json_t *data) {
     bool matched = false;
     if (r) {
         rpc_unlink(e, r);
-        tt_promise_set_value(r->p, json_incref(data), json_free_value, id);
+        tt_promise_set_value(r->p, json_deep_copy(data), json_free_value, id);
         matched = tt_promise_complete(r->p, TT_OK, 0, NULL);
         rpc_free(r);
     }
-    json_t *rec = json_pack("{sIsOsb}", "id", (json_int_t)id, "data", data, "matched", matched);
+    json_t *rec = json_pack("{sIsosb}", "id", (json_int_t)id, "data", json_deep_copy(data), "matched",
+                            matched);
     if (rec) json_object_set_new(rec, "device", device ? json_string(device) : json_null());
     record(e, e->rpc_replies, rec);
     pthread_mutex_unlock(&e->lock);
@@ -583,7 +593,8 @@ tt_future *tb_emu_rpc(tb_emu *e, const char *device, const char *method, json_t 
     tb_rpc *r = calloc(1, sizeof *r);
     if (!r) return failed(e, TT_ENOMEM);
     r->e = e;
-    json_t *body = json_pack("{sssO}", "method", method, "params", params ? params : json_object());
+    json_t *body = json_pack("{ssso}", "method", method, "params",
+                             params ? json_deep_copy(params) : json_object());
     pthread_mutex_lock(&e->lock);
     /* Sweep requests whose futures timed out: nobody will take their replies. */
     for (tb_rpc **pp = &e->rpcs; *pp;) {
@@ -646,7 +657,7 @@ static json_t *provision_answer(int style, json_t *cred) {
     const char *type = basic ? "MQTT_BASIC" : "ACCESS_TOKEN";
     if (style == 0)
         return json_pack("{sssssO}", "status", "SUCCESS", "credentialsType", type,
-                         "credentialsValue", cred);
+                         "credentialsValue", cred);   /* cred: a copy made by the caller */
     if (!basic)
         return json_pack("{sssssO}", "provisionDeviceStatus", "SUCCESS", "credentialsType", type,
                          "accessToken", cred);
@@ -669,7 +680,7 @@ static void on_provision(tb_emu *e, const void *data, size_t len) {
     const char *secret = json_string_value(json_object_get(req, "provisionDeviceSecret"));
     json_t *ans = NULL;
     pthread_mutex_lock(&e->lock);
-    record(e, e->prov_reqs, json_incref(req));
+    record(e, e->prov_reqs, json_deep_copy(req));
     bool silent = e->silent;
     size_t i;
     json_t *p;
@@ -681,12 +692,13 @@ static void on_provision(tb_emu *e, const void *data, size_t len) {
         const char *ctype = json_string_value(json_object_get(req, "credentialsType"));
         json_t *own = NULL;
         if (ctype && strcmp(ctype, "ACCESS_TOKEN") == 0 && json_is_string(json_object_get(req, "token")))
-            own = json_incref(json_object_get(req, "token"));
+            own = json_deep_copy(json_object_get(req, "token"));
         else if (ctype && strcmp(ctype, "MQTT_BASIC") == 0)
             own = json_pack("{sOsOsO}", "clientId", or_null(json_object_get(req, "clientId")),
                             "userName", or_null(json_object_get(req, "username")),
                             "password", or_null(json_object_get(req, "password")));
-        ans = provision_answer((int)json_integer_value(json_object_get(p, "style")), own ? own : cred);
+        if (!own) own = json_deep_copy(cred);
+        ans = provision_answer((int)json_integer_value(json_object_get(p, "style")), own);
         json_decref(own);
         break;
     }
@@ -960,7 +972,7 @@ static void set_attrs(tb_emu *e, const char *device, json_t *obj, bool shared) {
     if (!json_is_object(obj)) return;
     pthread_mutex_lock(&e->lock);
     tb_dev *d = dev_get(e, device, true);
-    if (d) json_object_update(shared ? d->shared : d->client, obj);
+    if (d) merge_copy(shared ? d->shared : d->client, obj);
     pthread_mutex_unlock(&e->lock);
 }
 
@@ -1042,10 +1054,9 @@ void tb_emu_set_session_limits(tb_emu *e, json_t *limits) {
 void tb_emu_add_provision(tb_emu *e, const char *key, const char *secret, int style,
                           json_t *credentials) {
     if (!e || !key || !secret || !credentials) return;
-    json_t *p = json_pack("{sssssisO}", "key", key, "secret", secret, "style", style ? 1 : 0,
-                          "credentials", credentials);
+    json_t *p = json_pack("{sssssiso}", "key", key, "secret", secret, "style", style ? 1 : 0,
+                          "credentials", json_deep_copy(credentials));
     if (!p) return;
-    json_object_set_new(p, "credentials", json_deep_copy(credentials));
     pthread_mutex_lock(&e->lock);
     json_array_append_new(e->provisions, p);
     pthread_mutex_unlock(&e->lock);
@@ -1086,7 +1097,7 @@ int tb_emu_set_firmware(tb_emu *e, const char *title, const char *version, const
     e->fw_len = len;
     e->fw_set = true;
     tb_dev *d = dev_get(e, NULL, true);
-    if (d) json_object_update(d->shared, attrs);
+    if (d) merge_copy(d->shared, attrs);
     pthread_mutex_unlock(&e->lock);
     trace(e, "firmware %s %s: %zu bytes, %s %s%s", title, version, len, upper, sum,
           corrupt ? " (corrupt)" : "");
