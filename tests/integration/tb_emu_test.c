@@ -1056,7 +1056,8 @@ static void test_bad_input(void) {
         "v1/devices/me/rpc/request/2", "v1/devices/me/rpc/request/-1", "v1/devices/me/rpc/response/3",
         "v1/devices/me/rpc/response/abc", "v1/devices/me/claim", "v2/fw/request/1/chunk/x",
         "v2/fw/request/x/chunk/1", "v2/fw/request/1/chunk/99999999999999999999", "v2/fw/request/1/chunk/0",
-        "v2/fw/request/1/chunk/18446744073709551615", "v1/gateway/connect", "v1/gateway/disconnect",
+        "v2/fw/request/1/chunk/18446744073709551615", "v2/fw/request/-1/chunk/0", "v2/fw/request/1/chunk/-2",
+        "v2/fw/request/ 1/chunk/0", "v1/gateway/connect", "v1/gateway/disconnect",
         "v1/gateway/telemetry", "v1/gateway/attributes", "v1/gateway/attributes/request",
         "v1/gateway/rpc", "v1/gateway/claim",
     };
@@ -1074,6 +1075,17 @@ static void test_bad_input(void) {
     char bin[300];
     for (size_t i = 0; i < sizeof bin; i++) bin[i] = (char)(i * 7);
     TT_CHECK_EQ_INT(wait_free(tt_client_pub(g.c, "v1/gateway/rpc", bin, sizeof bin, TT_QOS1, false)), TT_OK);
+    /* Only well-formed chunk requests were answered. */
+    json_t *fr = tb_emu_fw_requests(e);
+    size_t i;
+    json_t *x;
+    json_array_foreach(fr, i, x) {
+        TT_CHECK_EQ_INT(json_integer_value(json_object_get(x, "request_id")), 1);
+        json_int_t chunk = json_integer_value(json_object_get(x, "chunk"));
+        TT_CHECK(chunk == 0 || chunk == (json_int_t)-1);   /* 2^64-1 reads back as -1 */
+    }
+    TT_CHECK(json_array_size(fr) > 0);
+    json_decref(fr);
     /* Still answering. */
     TT_CHECK_EQ_INT(dev_pub(&g, "v1/devices/me/rpc/request/500", "{\"method\":\"getSessionLimits\"}"), TT_OK);
     json_t *r = dev_json(&g, "v1/devices/me/rpc/response/500", 0);
