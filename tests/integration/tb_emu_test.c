@@ -583,6 +583,13 @@ static void test_provisioning(void) {
                   "\"credentialsType\":\"ACCESS_TOKEN\",\"token\":\"MY_OWN\"}");
     CHECK_JSON(r, "{\"status\":\"SUCCESS\",\"credentialsType\":\"ACCESS_TOKEN\",\"credentialsValue\":\"MY_OWN\"}");
     json_decref(r);
+    r = provision("{\"provisionDeviceKey\":\"key-old\",\"provisionDeviceSecret\":\"secret-old\","
+                  "\"credentialsType\":\"MQTT_BASIC\",\"clientId\":\"cid\",\"username\":\"un\",\"password\":\"pw\"}");
+    TT_CHECK_EQ_STR(json_string_value(json_object_get(r, "credentialsType")), "MQTT_BASIC");
+    inner = json_loads(json_string_value(json_object_get(r, "credentialsValue")), 0, &err);
+    CHECK_JSON(inner, "{\"clientId\":\"cid\",\"userName\":\"un\",\"password\":\"pw\"}");
+    json_decref(inner);
+    json_decref(r);
     /* Wrong secret, unknown key: NOT_FOUND. */
     const char *bad[] = { "{\"provisionDeviceKey\":\"key-new\",\"provisionDeviceSecret\":\"nope\"}",
                           "{\"provisionDeviceKey\":\"nope\",\"provisionDeviceSecret\":\"secret-new\"}",
@@ -593,7 +600,7 @@ static void test_provisioning(void) {
         json_decref(r);
     }
     json_t *reqs = tb_emu_provisions(e);
-    TT_CHECK_EQ_INT(json_array_size(reqs), 8);
+    TT_CHECK_EQ_INT(json_array_size(reqs), 9);
     TT_CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(reqs, 0), "deviceName")), "dev-1");
     json_decref(reqs);
     tb_emu_free(e);
