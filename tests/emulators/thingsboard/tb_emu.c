@@ -5,10 +5,12 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <tether/mqtt.h>
 
@@ -724,14 +726,14 @@ static void on_fw_chunk(tb_emu *e, const char *topic, const void *data, size_t l
     const char *s = topic + strlen("v2/fw/request/");
     char *end;
     errno = 0;
-    unsigned long long rid = strtoull(s, &end, 10);
-    if (end == s || strncmp(end, "/chunk/", 7) != 0 || errno) {
+    unsigned long long rid = strtoull(s, &end, 10);     /* digits only: no sign, no space */
+    if (*s < '0' || *s > '9' || strncmp(end, "/chunk/", 7) != 0 || errno) {
         trace(e, "ignored %s: not v2/fw/request/<id>/chunk/<n>", topic);
         return;
     }
     const char *cs = end + 7;
     unsigned long long chunk = strtoull(cs, &end, 10);
-    if (end == cs || *end || errno) {
+    if (*cs < '0' || *cs > '9' || *end || errno) {
         trace(e, "ignored %s: not v2/fw/request/<id>/chunk/<n>", topic);
         return;
     }
@@ -887,7 +889,8 @@ tb_emu *tb_emu_start(tt_runtime *rt, const tb_emu_opts *o) {
     }
     char url[300], cid[40];
     snprintf(url, sizeof url, "mqtt://%s:%u", o->host, (unsigned)o->port);
-    snprintf(cid, sizeof cid, "tb-emu-%08lx%04x", (unsigned long)time(NULL), (unsigned)(rand() & 0xffff));
+    static atomic_uint serial;
+    snprintf(cid, sizeof cid, "tb-emu-%ld-%u", (long)getpid(), atomic_fetch_add(&serial, 1) + 1);
     tt_client_opts co = TT_OPTS_INIT(tt_client_opts);
     co.url = url;
     co.client_id = cid;
