@@ -21,8 +21,7 @@
 #define TOKEN "CLI_TEST_TOKEN"
 
 static tt_runtime *g_rt;
-/* {} for RPCs without parameters (passed explicitly: the emulator leaks the
- * object it makes for NULL params) */
+/* {}: the parameters of RPCs that need none */
 static json_t *g_empty;
 static tb_broker g_tb;
 static tb_emu *g_emu;

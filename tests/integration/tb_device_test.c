@@ -20,8 +20,7 @@
 #define TOKEN "A1_TEST_TOKEN"
 
 static tt_runtime *g_rt;
-/* {} for RPCs without parameters (passed explicitly: the emulator leaks the
- * object it makes for NULL params) */
+/* {}: the parameters of RPCs that need none */
 static json_t *g_empty;
 
 typedef struct fixture {

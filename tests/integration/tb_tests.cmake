@@ -17,10 +17,3 @@ if(EXISTS ${PROJECT_SOURCE_DIR}/tests/emulators/thingsboard/tb_emu.cmake AND TAR
   target_compile_definitions(tb_cli_test PRIVATE TT_CLI_PATH="$<TARGET_FILE:tether_cli>")
   add_dependencies(tb_cli_test tether_cli)
 endif()
-# Under ThreadSanitizer these tests use tb_tsan.supp (see there why).
-foreach(_tt_tb_test tb_device_test tb_gateway_test tb_cli_test)
-  if(TEST ${_tt_tb_test})
-    set_tests_properties(${_tt_tb_test} PROPERTIES ENVIRONMENT
-      "TSAN_OPTIONS=suppressions=${CMAKE_CURRENT_LIST_DIR}/tb_tsan.supp halt_on_error=1 second_deadlock_stack=1;ASAN_OPTIONS=detect_leaks=1:abort_on_error=1;UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
-  endif()
-endforeach()
