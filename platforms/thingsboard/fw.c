@@ -208,8 +208,7 @@ void tti_tb_fw_chunk(tt_tb_device *d, const char *topic, size_t tlen, const void
     int64_t rid, n;
     char head[40];
     snprintf(head, sizeof head, "%.*s", (int)(slash - p), p);
-    if (!tti_tb_topic_id(head, strlen(head), "", &rid) && !(head[0] == '0' && !head[1])) return;
-    if (head[0] == '0' && !head[1]) rid = 0;
+    if (!tti_tb_topic_id(head, strlen(head), "", &rid)) return;
     if (!tti_tb_topic_id(slash, (size_t)(end - slash), "/chunk/", &n)) return;
     pthread_mutex_lock(&d->lock);
     tb_fw *fw = d->fw;
