@@ -335,8 +335,9 @@ typedef struct tt_tb_credentials {
 /**
  * Provision a device: connect as "provision", subscribe /provision/response,
  * publish /provision/request, wait for the answer, disconnect.
- * Completes: TT_OK; tt_future_get_ptr() is a tt_tb_credentials (borrowed
- *            until the future is freed).
+ * Completes: once the provisioning connection is closed (nothing of it runs
+ *            afterwards). TT_OK: tt_future_get_ptr() is a tt_tb_credentials
+ *            (borrowed until the future is freed).
  * Errors: TT_ENOTFOUND (status NOT_FOUND: unknown key or secret; the reason
  *         carries the server's errorMsg), TT_EREFUSED (FAILURE), TT_EPROTO
  *         (an unreadable answer), TT_ETIMEDOUT, connect errors.

@@ -15,13 +15,20 @@
 
 #define PROV_DEFAULT_TIMEOUT_MS 10000u
 
+/* The caller's future completes only after the provisioning connection is
+ * closed, so nothing of it is left running when the caller moves on (and,
+ * say, frees the runtime). */
 typedef struct prov_ctx {
     atomic_int refs;
     tt_client *c;
-    tt_promise *p;                    /* the caller's future; NULL once completed */
+    tt_promise *p;                    /* the caller's future */
     tt_promise *timer;                /* the deadline; its continuation tears down */
     char *request;
-    pthread_mutex_t lock;
+    pthread_mutex_t lock;             /* the outcome below */
+    bool settled;
+    tt_err rc;
+    struct tb_creds *creds;
+    char reason[320];
 } prov_ctx;
 
 typedef struct tb_creds {
@@ -38,30 +45,28 @@ static void creds_free(void *v) {
 static void ctx_unref(prov_ctx *x) {
     if (atomic_fetch_sub(&x->refs, 1) != 1) return;
     tt_client_free(x->c);
+    if (x->creds) creds_free(x->creds);
     tti_free(x->request);
     pthread_mutex_destroy(&x->lock);
     tti_free(x);
 }
 
-/* Complete the caller's future once; later calls do nothing. */
-static void settle(prov_ctx *x, tt_err rc, void *creds, const char *why) {
+/* Record the outcome once (later calls do nothing) and end the wait: the
+ * timer's continuation closes the connection, then completes the future. */
+static void settle(prov_ctx *x, tt_err rc, tb_creds *creds, const char *why) {
     pthread_mutex_lock(&x->lock);
-    tt_promise *p = x->p;
-    x->p = NULL;
-    tt_promise *t = x->timer;
-    pthread_mutex_unlock(&x->lock);
-    if (!p) {
+    if (x->settled) {
+        pthread_mutex_unlock(&x->lock);
         if (creds) creds_free(creds);
         return;
     }
-    if (rc == TT_OK && tti_promise_commit(p)) {
-        tt_promise_set_value(p, creds, creds_free, 0);
-        (void)tt_promise_complete(p, TT_OK, 0, NULL);
-    } else {
-        if (creds) creds_free(creds);
-        (void)tt_promise_complete(p, rc == TT_OK ? TT_ETIMEDOUT : rc, 0, "%s", why ? why : "");
-    }
-    if (t) tt_future_cancel(tti_promise_future(t));  /* tear down now */
+    x->settled = true;
+    x->rc = rc;
+    x->creds = creds;
+    snprintf(x->reason, sizeof x->reason, "%s", why ? why : "");
+    tt_promise *t = x->timer;
+    pthread_mutex_unlock(&x->lock);
+    if (t) tt_future_cancel(tti_promise_future(t));
 }
 
 static const char *str_of(const json_t *o, const char *k) {
@@ -192,7 +197,26 @@ static void connected(tt_future *f, void *arg) {
     ctx_unref(x);
 }
 
-/* The deadline passed or the answer came (cancel): finish and close. */
+/* The connection is closed: no callback of it runs any more. Complete. */
+static void closed(tt_future *f, void *arg) {
+    prov_ctx *x = arg;
+    if (f) tt_future_free(f);
+    pthread_mutex_lock(&x->lock);
+    tb_creds *c = x->creds;
+    x->creds = NULL;
+    tt_err rc = x->rc;
+    pthread_mutex_unlock(&x->lock);
+    if (rc == TT_OK && c && tti_promise_commit(x->p)) {
+        tt_promise_set_value(x->p, c, creds_free, 0);
+        (void)tt_promise_complete(x->p, TT_OK, 0, NULL);
+    } else {
+        if (c) creds_free(c);
+        (void)tt_promise_complete(x->p, rc == TT_OK ? TT_ECANCELED : rc, 0, "%s", x->reason);
+    }
+    ctx_unref(x);
+}
+
+/* The deadline passed or the answer came (cancel): close, then complete. */
 static void timer_done(tt_future *f, void *arg) {
     prov_ctx *x = arg;
     pthread_mutex_lock(&x->lock);
@@ -202,8 +226,11 @@ static void timer_done(tt_future *f, void *arg) {
     if (t) (void)tt_promise_complete(t, TT_OK, 0, NULL);
     settle(x, TT_ETIMEDOUT, NULL, "provisioning: no answer");
     tt_future_free(f);
-    tt_future_free(tt_client_close(x->c));   /* tt_client_free in ctx_unref closes too */
-    ctx_unref(x);
+    tt_future *cf = tt_client_close(x->c);
+    if (tt_future_then(cf, closed, x) != TT_OK) {
+        tt_future_free(cf);
+        closed(NULL, x);
+    }
 }
 
 static json_t *build_request(const tt_tb_provision_opts *o) {
