@@ -2,7 +2,8 @@
  *   tether version
  *   tether demo [-a actors] [-n calls] [-l loops] [-p pool]   runtime demo
  *   tether pub ...   publish, flags after mosquitto_pub   (cmd_pub.c)
- *   tether sub ...   subscribe, flags after mosquitto_sub (cmd_sub.c) */
+ *   tether sub ...   subscribe, flags after mosquitto_sub (cmd_sub.c)
+ *   tether sim ...   fleet simulator (cmd_sim.c) */
 #include <inttypes.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -13,6 +14,8 @@
 #include <time.h>
 
 #include "cli_common.h"
+
+int cmd_sim(int argc, char **argv);
 
 static double now_s(void) {
     struct timespec ts;
@@ -105,7 +108,8 @@ int main(int argc, char **argv) {
                "  demo          run calls through actors and futures, and report the rate\n"
                "  pub           publish MQTT messages (flags after mosquitto_pub; pub --help)\n"
                "  sub           subscribe and print MQTT messages (flags after mosquitto_sub;\n"
-               "                sub --help)\n");
+               "                sub --help)\n"
+               "  sim           simulate a fleet of devices and measure it (sim --help)\n");
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "version")) {
@@ -118,6 +122,7 @@ int main(int argc, char **argv) {
         signal(SIGPIPE, SIG_IGN);
         return argv[1][0] == 'p' ? cmd_pub(argc - 2, argv + 2) : cmd_sub(argc - 2, argv + 2);
     }
+    if (!strcmp(argv[1], "sim")) return cmd_sim(argc - 2, argv + 2);
     fprintf(stderr, "tether: unknown command '%s'\n", argv[1]);
     return 2;
 }

@@ -232,7 +232,7 @@ char *tt_sim_report_json(const tt_sim_report *r) {
         "timeline", "step_s", 1, "sent", u64s(r->t_sent, r->nsteps),
         "received", u64s(r->t_received, r->nsteps), "connected", u64s(r->t_connected, r->nsteps));
     if (!root) return NULL;
-    char *text = json_dumps(root, JSON_INDENT(1) | JSON_COMPACT);
+    char *text = json_dumps(root, JSON_COMPACT);
     json_decref(root);
     if (!text) return NULL;
     /* jansson allocates with its own hooks: hand back a malloc'd copy. */
@@ -272,7 +272,7 @@ tt_err tt_sim_report_parse(const char *text, size_t len, tt_sim_report **out) {
     json_t *root = json_loadb(text, len, 0, NULL);
     json_t *fmt = json_object_get(root, "format");
     json_t *conn = json_object_get(root, "connections"), *msgs = json_object_get(root, "messages");
-    json_t *lat = json_object_get(msgs, "latency_us"), *clat = json_object_get(conn, "latency_us");
+    json_t *lat = json_object_get(root, "latency_us"), *clat = json_object_get(conn, "latency_us");
     json_t *tl = json_object_get(root, "timeline");
     if (!json_is_string(fmt) || strcmp(json_string_value(fmt), REPORT_FORMAT) != 0 ||
         !json_is_object(conn) || !json_is_object(msgs) || !json_is_object(tl)) {
