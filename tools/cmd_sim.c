@@ -420,7 +420,11 @@ int cmd_sim(int argc, char **argv) {
             next += interval;
         }
     }
-    if (!quiet && tty) printf("\n");
+    if (!quiet) {                      /* the last counters, then the report */
+        tt_sim_progress p = TT_OPTS_INIT(tt_sim_progress);
+        if (tt_sim_progress_get(sim, &p) == TT_OK) progress_line(&p, tty);
+        if (tty) printf("\n");
+    }
     int rc = CLI_EXIT_OK;
     if (tt_future_result(f) != TT_OK) {
         cli_report("sim", f);
