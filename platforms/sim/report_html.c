@@ -60,8 +60,8 @@ static const char *fmt_us(double us, char *buf, size_t cap) {
 #define CW 760
 #define CH 300
 #define ML 70                           /* margins */
-#define MR 20
-#define MT 30
+#define MR 60
+#define MT 48
 #define MB 45
 
 typedef struct series {
@@ -101,12 +101,14 @@ static void xtick(sbuf *b, double x, const char *label) {
 }
 
 static void polyline(sbuf *b, const series *s, double x0, double x1, double y0, double y1, int idx) {
-    put(b, "<polyline fill='none' stroke='%s' stroke-width='2' points='", s->color);
+    /* The second series is dashed: sent and received often lie on each other. */
+    put(b, "<polyline fill='none' stroke='%s' stroke-width='2'%s points='", s->color,
+        idx == 1 ? " stroke-dasharray='6 4'" : "");
     for (size_t i = 0; i < s->n; i++) put(b, "%.1f,%.1f ", px(s->x[i], x0, x1), py(s->y[i], y0, y1));
     put(b, "'/>");
-    put(b, "<rect x='%d' y='%d' width='12' height='4' fill='%s'/>", CW - MR - 190, MT + 4 + idx * 16,
-        s->color);
-    put(b, "<text x='%d' y='%d' font-size='12'>%s</text>", CW - MR - 172, MT + 10 + idx * 16, s->name);
+    /* Legend in a row above the plot. */
+    put(b, "<rect x='%d' y='%d' width='12' height='4' fill='%s'/>", ML + idx * 190, MT - 14, s->color);
+    put(b, "<text x='%d' y='%d' font-size='12'>%s</text>", ML + 18 + idx * 190, MT - 8, s->name);
 }
 
 static double nice_ceil(double v) {
@@ -226,7 +228,7 @@ static void chart_rates(sbuf *b, const tt_sim_report *r) {
         char s[32];
         snprintf(s, sizeof s, "%.4g", top * t / 4);
         ytick(b, py(top * t / 4, 0, top), s);
-        put(b, "<text x='%d' y='%.1f' font-size='11' fill='#999'>%.4g</text>", CW - MR + 2,
+        put(b, "<text x='%d' y='%.1f' font-size='11' fill='#999'>%.4g</text>", CW - MR + 4,
             py(top * t / 4, 0, top) + 4, ctop * t / 4);
     }
     for (int t = 0; t <= 5; t++) {
