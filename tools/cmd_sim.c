@@ -120,6 +120,22 @@ static int parse_sources(const char *spec, char **out, size_t max, size_t *n) {
     return *n ? 0 : -1;
 }
 
+/* A field of /proc/self/status in KiB ("VmRSS", "VmHWM"); -1 if unknown. */
+static long status_kib(const char *field) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kib = -1;
+    size_t n = strlen(field);
+    if (!f) return -1;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, field, n) && line[n] == ':') {
+            kib = strtol(line + n + 1, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return kib;
+}
+
 static long raise_nofile(void) {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return -1;
@@ -404,6 +420,7 @@ int cmd_sim(int argc, char **argv) {
         printf("tether sim: %u %s connection%s to %s, %.0f/s connect rate, %s per connection%s\n", o.devices,
                o.profile->name, o.devices == 1 ? "" : "s", url, o.connect_rate,
                o.rate > 0 ? "rate-limited" : "as fast as possible", nsrc ? ", several source addresses" : "");
+    long rss0 = status_kib("VmRSS");
     tt_future *f = tt_sim_run(sim);
     double next = cli_now() + interval;
     bool stopped = false;
@@ -434,6 +451,11 @@ int cmd_sim(int argc, char **argv) {
     tt_sim_report *r;
     if (tt_sim_report_get(sim, &r) == TT_OK) {
         print_summary(r);
+        tt_sim_summary sm = TT_OPTS_INIT(tt_sim_summary);
+        long hwm = status_kib("VmHWM");
+        if (rss0 > 0 && hwm > 0 && tt_sim_report_summary(r, &sm) == TT_OK && sm.connected > 0)
+            printf("memory       %.1f MiB before the run, %.1f MiB at the peak: %.2f KiB per connection\n",
+                   (double)rss0 / 1024, (double)hwm / 1024, (double)(hwm - rss0) / (double)sm.connected);
         if (write_reports(r, prefix) != CLI_EXIT_OK) rc = CLI_EXIT_FAIL;
         tt_sim_report_free(r);
     } else {

@@ -658,6 +658,10 @@ tt_err tt_sim_progress_get(tt_sim *s, tt_sim_progress *p) {
     p->received = s->received;
     p->out_per_s = s->out_rate;
     p->in_per_s = s->in_rate;
+    if (s->tl->nsteps == 0 && p->elapsed_s > 0) {     /* before the first one-second sample */
+        p->out_per_s = (double)p->sent / p->elapsed_s;
+        p->in_per_s = (double)s->received / p->elapsed_s;
+    }
     p->p50_us = tt_hist_percentile(s->lat, 50);
     p->p99_us = tt_hist_percentile(s->lat, 99);
     pthread_mutex_unlock(&s->mu);

@@ -299,6 +299,69 @@ static void test_separate_consumer_merge(void) {
     tt_broker_free(&b);
 }
 
+/* Connections spread over local source addresses (tt_client_opts.source_addr):
+ * every one connects, and the broker saw each address. */
+static void test_source_addrs(void) {
+    tt_broker b;
+    TT_REQUIRE(start_broker(&b, false));
+    tt_runtime *rt = rt_new();
+    TT_REQUIRE(rt);
+    char url[64];
+    url_of(&b, url, sizeof url);
+    const char *srcs[] = { "127.0.0.2", "127.0.0.3", "127.0.0.4" };
+    tt_sim_opts o = TT_OPTS_INIT(tt_sim_opts);
+    o.url = url;
+    o.devices = 30;
+    o.count = 10;
+    o.rate = 0;
+    o.qos = TT_QOS1;
+    o.source_addrs = srcs;
+    o.nsource_addrs = 3;
+    tt_sim *s;
+    TT_REQUIRE(tt_sim_new(rt, &o, &s) == TT_OK);
+    tt_err rc;
+    tt_sim_report *r = run(s, 120000, &rc);
+    TT_CHECK_EQ_INT(rc, TT_OK);
+    TT_REQUIRE(r);
+    tt_sim_summary x = TT_OPTS_INIT(tt_sim_summary);
+    TT_REQUIRE(tt_sim_report_summary(r, &x) == TT_OK);
+    print_errors(r);
+    TT_CHECK_EQ_INT(x.connected, 30);
+    TT_CHECK_EQ_INT(x.received, 300);
+    FILE *f = fopen(b.log, "r");
+    TT_REQUIRE(f);
+    static char log[1 << 20];
+    size_t n = fread(log, 1, sizeof log - 1, f);
+    fclose(f);
+    log[n] = '\0';
+    for (int i = 0; i < 3; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "from %s:", srcs[i]);
+        TT_CHECK_MSG(strstr(log, want) != NULL, "no connection %s in the broker's log", want);
+    }
+    /* An address that cannot be bound fails the connects, with its kind counted. */
+    tt_sim_report_free(r);
+    tt_sim_free(s);
+    const char *bad[] = { "not-an-address" };
+    o.source_addrs = bad;
+    o.nsource_addrs = 1;
+    o.devices = 2;
+    o.no_consumer = true;
+    o.drain_s = 1;
+    TT_REQUIRE(tt_sim_new(rt, &o, &s) == TT_OK);
+    r = run(s, 60000, &rc);
+    TT_REQUIRE(r);
+    TT_REQUIRE(tt_sim_report_summary(r, &x) == TT_OK);
+    TT_CHECK_EQ_INT(x.connect_failed, 2);
+    const char *kind = NULL;
+    uint64_t k = 0;
+    TT_CHECK(tt_sim_report_error(r, 0, &kind, &k) && strcmp(kind, "connect TT_EINVAL") == 0 && k == 2);
+    tt_sim_report_free(r);
+    tt_sim_free(s);
+    tt_runtime_free(rt);
+    tt_broker_free(&b);
+}
+
 static void test_bad_options(void) {
     tt_runtime *rt = rt_new();
     TT_REQUIRE(rt);
@@ -383,6 +446,7 @@ TT_TEST_LIST = {
     { "zero_loss_restart", test_zero_loss_restart },
     { "thingsboard_profiles", test_thingsboard_profiles },
     { "separate_consumer_merge", test_separate_consumer_merge },
+    { "source_addrs", test_source_addrs },
     { "bad_options", test_bad_options },
 #ifdef TT_CLI_PATH
     { "cli", test_cli },
