@@ -421,7 +421,11 @@ static bool dev_tick(drv *v, sim_dev *d, double now) {
     uint64_t gid = s->o.id_offset + d->idx;
     if (!d->hello_sent) {
         d->hello_sent = true;
-        d->pub_start = now;
+        /* Devices that came up together still spread their messages over
+         * the period: a fixed phase per device (golden-ratio sequence). */
+        double phase = (double)d->idx * 0.6180339887498949;
+        phase -= (double)(uint64_t)phase;
+        d->pub_start = s->o.rate > 0 ? now + phase / s->o.rate : now;
         for (uint32_t k = 0; s->prof->hello; k++) {
             int r = s->prof->hello(&s->o, gid, k, &m);
             if (r <= 0) {
@@ -435,7 +439,8 @@ static bool dev_tick(drv *v, sim_dev *d, double now) {
     uint64_t due = s->o.count ? s->o.count : UINT64_MAX;
     if (s->o.rate > 0) {
         double owed = (now - d->pub_start) * s->o.rate + 1;
-        if (owed < (double)due) due = (uint64_t)owed;
+        if (owed < 1) due = 0;                             /* its phase has not come yet */
+        else if (owed < (double)due) due = (uint64_t)owed;
     }
     while (d->next_seq < due && atomic_load_explicit(&d->outstanding, memory_order_relaxed) < s->o.window) {
         tt_err rc = s->prof->telemetry(&s->o, gid, d->next_seq, real_us(), &m);
