@@ -111,6 +111,13 @@ static void polyline(sbuf *b, const series *s, double x0, double x1, double y0, 
     put(b, "<text x='%d' y='%d' font-size='12'>%s</text>", ML + 18 + idx * 190, MT - 8, s->name);
 }
 
+/* An axis label: whole numbers as such, small ones with decimals. */
+static const char *num(double v, char *buf, size_t cap) {
+    if (v >= 10 || v == 0) snprintf(buf, cap, "%.0f", v);
+    else snprintf(buf, cap, "%.3g", v);
+    return buf;
+}
+
 static double nice_ceil(double v) {
     if (v <= 0) return 1;
     double m = tti_sim_pow10(tti_sim_floor(tti_sim_log10(v)));
@@ -176,8 +183,7 @@ static void chart_distribution(sbuf *b, const tt_hist *h) {
     axes(b, "latency (bin lower bound)", "messages");
     for (int t = 0; t <= 4; t++) {
         char s[32];
-        snprintf(s, sizeof s, "%.4g", ymax * t / 4);
-        ytick(b, py(ymax * t / 4, 0, ymax), s);
+        ytick(b, py(ymax * t / 4, 0, ymax), num(ymax * t / 4, s, sizeof s));
     }
     int nb = last - first + 1;
     double w = (double)(CW - ML - MR) / nb;
@@ -226,10 +232,9 @@ static void chart_rates(sbuf *b, const tt_sim_report *r) {
     axes(b, "seconds since start", "messages per second");
     for (int t = 0; t <= 4; t++) {
         char s[32];
-        snprintf(s, sizeof s, "%.4g", top * t / 4);
-        ytick(b, py(top * t / 4, 0, top), s);
-        put(b, "<text x='%d' y='%.1f' font-size='11' fill='#999'>%.4g</text>", CW - MR + 4,
-            py(top * t / 4, 0, top) + 4, ctop * t / 4);
+        ytick(b, py(top * t / 4, 0, top), num(top * t / 4, s, sizeof s));
+        put(b, "<text x='%d' y='%.1f' font-size='11' fill='#999'>%s</text>", CW - MR + 4,
+            py(top * t / 4, 0, top) + 4, num(ctop * t / 4, s, sizeof s));
     }
     for (int t = 0; t <= 5; t++) {
         double v = 1 + (x1 - 1) * t / 5;
