@@ -15,6 +15,7 @@
  * latency (now - the payload's CLOCK_REALTIME stamp) in a histogram. */
 #include <inttypes.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,7 +133,14 @@ void tt_sim_free(tt_sim *s);
 tt_err tt_sim_new(tt_runtime *rt, const tt_sim_opts *opts, tt_sim **out) {
     if (!out) return TT_EINVAL;
     *out = NULL;
-    if (!rt || !opts || opts->size < sizeof(tt_sim_opts) || !opts->url) return TT_EINVAL;
+    if (!rt || !opts || opts->size < offsetof(tt_sim_opts, username)) return TT_EINVAL;
+    /* A struct from an older header is shorter: what it lacks stays zero. */
+    tt_sim_opts given;
+    memset(&given, 0, sizeof given);
+    memcpy(&given, opts, opts->size < sizeof given ? opts->size : sizeof given);
+    given.size = sizeof given;
+    opts = &given;
+    if (!opts->url) return TT_EINVAL;
     if (!opts->consume_only && (opts->devices == 0 || (opts->count == 0 && opts->duration_s <= 0)))
         return TT_EINVAL;
     if (opts->consume_only && opts->no_consumer) return TT_EINVAL;
