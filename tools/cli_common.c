@@ -69,7 +69,7 @@ int cli_parse_common(cli_conn *cc, int argc, char **argv, int *ip) {
     /* Options with one value. */
     static const char *const one[] = { "-h", "-p", "-i", "-u", "-P", "-V", "-k", "--cafile",
                                        "--capath", "--cert", "--key", "--will-topic",
-                                       "--will-payload", "--will-qos", NULL };
+                                       "--will-payload", "--will-qos", "--proxy", NULL };
     for (const char *const *o = one; *o; o++) {
         if (strcmp(a, *o)) continue;
         if (!need(cc, argc, argv, i, 1)) return -1;
@@ -97,6 +97,7 @@ int cli_parse_common(cli_conn *cc, int argc, char **argv, int *ip) {
             cc->keepalive = n;
         } else if (!strcmp(a, "--cafile")) cc->cafile = v, cc->tls = true;
         else if (!strcmp(a, "--capath")) cc->capath = v, cc->tls = true;
+        else if (!strcmp(a, "--proxy")) cc->proxy = v;
         else if (!strcmp(a, "--cert")) cc->cert = v, cc->tls = true;
         else if (!strcmp(a, "--key")) cc->key = v, cc->tls = true;
         else if (!strcmp(a, "--will-topic")) cc->will_topic = v;
@@ -174,6 +175,10 @@ void cli_report(const char *what, const tt_future *f) {
     int detail = tt_future_detail(f, &text);
     if (!text) text = "";
     char a[256], b[256];
+    if (strstr(text, "proxy") || strstr(text, "SOCKS5")) {   /* the proxy's answer, as it is */
+        fprintf(stderr, "tether: %s: %s\n", what, lower_first(text, a, sizeof a));
+        return;
+    }
     switch (rc) {
     case TT_ECONNREFUSED:
         fprintf(stderr, "tether: %s: connection refused\n", what);
@@ -257,6 +262,7 @@ int cli_client_new(cli_conn *cc, tt_client_opts *o, tt_runtime **rt, tt_client *
         tls.insecure = cc->insecure;
         o->tls = &tls;
     }
+    o->proxy = cc->proxy;
     o->connect_props = cc->nconnect_props ? cc->connect_props : NULL;
     o->nconnect_props = cc->nconnect_props;
     rc = tt_client_new(*rt, o, c);
@@ -282,7 +288,10 @@ int cli_connect(const cli_conn *cc, tt_client *c) {
     tt_err rc = tt_future_wait(f, TT_FOREVER);
     if (rc != TT_OK) {
         char what[400];
-        snprintf(what, sizeof what, "cannot connect to %s", cli_endpoint(cc));
+        /* The proxy without its user:pass@ part: no password on the terminal. */
+        const char *px = cc->proxy ? cc->proxy : "", *at = strrchr(px, '@'), *sch = strstr(px, "://");
+        snprintf(what, sizeof what, "cannot connect to %s%s%.*s%s", cli_endpoint(cc), *px ? " through " : "",
+                 at && sch ? (int)(sch + 3 - px) : 0, px, at && sch ? at + 1 : px);
         cli_report(what, f);
     }
     tt_future_free(f);
@@ -353,6 +362,7 @@ void cli_print_common_help(FILE *out) {
           "  -c               persistent session (clean session off); needs -i\n"
           "  -d               debug: library log on stderr\n"
           "  -D connect user-property K V   MQTT 5 CONNECT user property\n"
+          "  --proxy URL      through a proxy: socks5://[user:pass@]host[:port] or http://...\n"
           "TLS (mqtts):\n"
           "  --tls            use TLS with the system CA store\n"
           "  --cafile F, --capath D         trusted CAs (imply --tls)\n"

@@ -36,6 +36,7 @@ typedef struct cli_conn {
     /* TLS */
     bool tls;                          /* --tls, or implied by any option below */
     const char *cafile, *capath, *cert, *key;
+    const char *proxy;                 /* --proxy URL */
     bool insecure;
     /* Will */
     const char *will_topic, *will_payload;

@@ -21,6 +21,7 @@
 
 #include "actors/core/alloc.h"
 #include "actors/core/log.h"
+#include "transport/proxy.h"
 #include "transport/tls.h"
 #include "transport/transport.h"
 #include "transport/ws.h"
@@ -59,9 +60,13 @@ struct tti_transport {
     struct evbuffer *ws_in, *ws_out;
     tti_ws_rx ws_rx;
     tti_ws_tx ws_tx;
+    /* Proxy: TCP goes to the proxy, which is asked for host:port first. */
+    tti_proxy px;
+    bool px_open;
 };
 
 static void release(tti_transport *t) {
+    tti_proxy_fini(&t->px);
     if (t->tls) tti_tls_free(t->tls);
     if (t->tls_ctx) tti_tls_ctx_unref(t->tls_ctx);
     if (t->plain_in) evbuffer_free(t->plain_in);
@@ -313,8 +318,37 @@ static void tls_input(tti_transport *t) {
     if (n < 0 && t->err == TT_OK) tls_fail(t, n);
 }
 
+/* TCP is up (through the proxy, if any): start TLS or WebSocket, or tell
+ * the session. False when the session freed the transport meanwhile. */
+static bool tunnel_up(tti_transport *t) {
+    if (!t->tls_ctx) {
+        if (t->ws) ws_start(t);
+        else return call_connected(t);
+        return true;
+    }
+    tt_err err = TT_OK;
+    t->tls = tti_tls_new(t->tls_ctx, t->host, t->sni, t->alpn, &err);
+    t->plain_in = evbuffer_new();
+    t->plain_out = evbuffer_new();
+    if (!t->tls || !t->plain_in || !t->plain_out) {
+        fail(t, err != TT_OK ? err : TT_ENOMEM, 0, "cannot start TLS");
+        return true;
+    }
+    tls_input(t);                    /* sends the ClientHello */
+    return true;
+}
+
 static void read_cb(struct bufferevent *bev, void *arg) {
     tti_transport *t = arg;
+    if (t->px.kind && !t->px_open) {
+        struct evbuffer *in = bufferevent_get_input(bev);
+        int r = tti_proxy_input(&t->px, in, bufferevent_get_output(bev));
+        if (r < 0) fail(t, t->px.err, t->px.detail, t->px.reason);
+        if (r <= 0) return;
+        t->px_open = true;
+        TTI_LOG(DEBUG, "transport", "proxy tunnel to port %u open", (unsigned)t->px.port);
+        if (!tunnel_up(t) || t->err != TT_OK || !t->bev || evbuffer_get_length(in) == 0) return;
+    }
     if (t->tls) tls_input(t);
     else if (t->ws) (void)ws_input(t, bufferevent_get_input(bev));
     else t->cbs.on_read(t->ctx, bufferevent_get_input(bev));
@@ -338,29 +372,18 @@ static void event_cb(struct bufferevent *bev, short what, void *arg) {
         evutil_socket_t fd = bufferevent_getfd(t->bev);
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         bufferevent_enable(t->bev, EV_READ | EV_WRITE);
-        if (!t->tls_ctx) {
-            if (t->ws) ws_start(t);
-            else t->cbs.on_connected(t->ctx);
-            return;
-        }
-        tt_err err = TT_OK;
-        t->tls = tti_tls_new(t->tls_ctx, t->host, t->sni, t->alpn, &err);
-        t->plain_in = evbuffer_new();
-        t->plain_out = evbuffer_new();
-        if (!t->tls || !t->plain_in || !t->plain_out) {
-            fail(t, err != TT_OK ? err : TT_ENOMEM, 0, "cannot start TLS");
-            return;
-        }
-        tls_input(t);                /* sends the ClientHello */
+        if (t->px.kind) (void)tti_proxy_begin(&t->px, bufferevent_get_output(t->bev));
+        else (void)tunnel_up(t);
         return;
     }
     int err = EVUTIL_SOCKET_ERROR();
     char reason[160];
     if (what & BEV_EVENT_EOF) {
-        fail(t, TT_ECONNRESET, 0, "connection closed by the peer");
+        fail(t, TT_ECONNRESET, 0,
+             t->px.kind && !t->px_open ? "proxy closed the connection" : "connection closed by the peer");
     } else if (!t->connected) {
-        snprintf(reason, sizeof reason, "connect to port %u failed: %s", (unsigned)t->port,
-                 evutil_socket_error_to_string(err));
+        snprintf(reason, sizeof reason, "connect to %sport %u failed: %s", t->px.kind ? "proxy " : "",
+                 (unsigned)t->port, evutil_socket_error_to_string(err));
         fail(t, err == ECONNREFUSED ? TT_ECONNREFUSED : TT_ECONNRESET, err, reason);
     } else {
         snprintf(reason, sizeof reason, "connection lost: %s", evutil_socket_error_to_string(err));
@@ -489,13 +512,25 @@ tt_err tti_transport_connect(struct event_base *base, const tti_transport_opts *
         release(t);
         return TT_ENOMEM;
     }
+    const char *host = o->host;
+    uint16_t port = o->port;
+    if (o->proxy) {
+        tt_err err = tti_proxy_init(&t->px, o->proxy, o->host, o->port, o->proxy_user, o->proxy_pass);
+        if (err != TT_OK) {
+            release(t);
+            return err;
+        }
+        host = o->proxy_host;
+        port = o->proxy_port;
+        t->port = port;
+    }
     *out = t;
     /* Numeric addresses skip the resolver. */
     struct sockaddr_storage ss;
     int sslen = sizeof ss;
     char spec[300];
-    bool v6 = strchr(o->host, ':') != NULL;
-    snprintf(spec, sizeof spec, v6 ? "[%s]:%u" : "%s:%u", o->host, (unsigned)o->port);
+    bool v6 = strchr(host, ':') != NULL;
+    snprintf(spec, sizeof spec, v6 ? "[%s]:%u" : "%s:%u", host, (unsigned)port);
     if (evutil_parse_sockaddr_port(spec, (struct sockaddr *)&ss, &sslen) == 0) {
         start_tcp(t, (struct sockaddr *)&ss, (socklen_t)sslen);
         return TT_OK;
@@ -510,10 +545,10 @@ tt_err tti_transport_connect(struct event_base *base, const tti_transport_opts *
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_protocol = IPPROTO_TCP;
     hints.ai_flags = EVUTIL_AI_ADDRCONFIG;
-    char port[8];
-    snprintf(port, sizeof port, "%u", (unsigned)o->port);
+    char pstr[8];
+    snprintf(pstr, sizeof pstr, "%u", (unsigned)port);
     /* The callback may run inside this call (cached or /etc/hosts answers). */
-    t->dns_req = evdns_getaddrinfo(o->dns, o->host, port, &hints, dns_cb, t);
+    t->dns_req = evdns_getaddrinfo(o->dns, host, pstr, &hints, dns_cb, t);
     return TT_OK;
 }
 

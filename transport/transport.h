@@ -47,6 +47,12 @@ typedef struct tti_transport_opts {
     const char *ws_path;               /* request path; NULL or "": "/mqtt" */
     const char *ws_host;               /* Host header; NULL: host */
     uint16_t ws_port;                  /* port in the Host header; 0: port */
+    /* Tunnel through a proxy (transport/proxy.h): TCP goes to proxy_host,
+     * which is asked for host:port; TLS and WebSocket then run inside. */
+    int proxy;                         /* tti_proxy_kind; 0: direct */
+    const char *proxy_host;
+    uint16_t proxy_port;
+    const char *proxy_user, *proxy_pass;   /* NULL: no authentication */
 } tti_transport_opts;
 
 /* Start connecting. Never NULL on TT_OK; on error nothing is left behind. */

@@ -19,7 +19,7 @@ static const char b64_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /* Standard base64 with padding; out holds 4 * ceil(n / 3) + 1 bytes. */
-static void b64_encode(const uint8_t *in, size_t n, char *out) {
+void tti_base64_encode(const uint8_t *in, size_t n, char *out) {
     size_t o = 0, i = 0;
     for (; i + 3 <= n; i += 3) {
         uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
@@ -115,7 +115,7 @@ int tti_ws_accept_for_key(const char *key, size_t key_len, char out[TTI_WS_ACCEP
     memcpy(buf, key, key_len);
     memcpy(buf + key_len, WS_GUID, WS_GUID_LEN);
     if (wc_ShaHash(buf, (word32)(key_len + WS_GUID_LEN), digest) != 0) return TT_EINTERNAL;
-    b64_encode(digest, sizeof digest, out);
+    tti_base64_encode(digest, sizeof digest, out);
     return TT_OK;
 }
 
@@ -127,7 +127,7 @@ void tti_ws_handshake_init_nonce(tti_ws_handshake *hs, const uint8_t nonce[16]) 
     hs->err = 0;
     hs->why = NULL;
     hs->reason[0] = '\0';
-    b64_encode(nonce, 16, hs->key);
+    tti_base64_encode(nonce, 16, hs->key);
     if (tti_ws_accept_for_key(hs->key, TTI_WS_KEY_LEN, hs->accept) != TT_OK) {
         hs->err = TT_EINTERNAL;
         hs->why = "SHA-1 unavailable";

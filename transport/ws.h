@@ -99,6 +99,9 @@ int tti_ws_handshake_request(const tti_ws_handshake *hs, const char *host, uint1
  * After 1, further calls return 1 with *used = 0. */
 int tti_ws_handshake_feed(tti_ws_handshake *hs, const uint8_t *in, size_t len, size_t *used);
 
+/* Standard base64 with padding; `out` holds 4 * ceil(n / 3) + 1 bytes. */
+void tti_base64_encode(const uint8_t *in, size_t n, char *out);
+
 /* Sec-WebSocket-Accept for a key: base64(SHA-1(key + the RFC 6455 GUID)),
  * written NUL-terminated into out. TT_EINTERNAL if SHA-1 fails. */
 int tti_ws_accept_for_key(const char *key, size_t key_len, char out[TTI_WS_ACCEPT_LEN + 1]);

@@ -115,9 +115,31 @@ static void finish(tti_req *r, tt_err rc, int detail, const char *reason) {
 
 /* Writes only mark that something went out; the keepalive tick turns the
  * mark into a time, so no write reads the clock. */
+/* Statistics have one writer (the loop): a relaxed load and store, no
+ * locked instruction. */
+static inline void st_add(_Atomic uint64_t *a, uint64_t n) {
+    atomic_store_explicit(a, atomic_load_explicit(a, memory_order_relaxed) + n, memory_order_relaxed);
+}
+
 static void out_bytes(tt_client *c, const void *p, size_t n) {
     evbuffer_add(tti_transport_out(c->tr), p, n);
+    st_add(&c->st_bytes_out, n);
     c->tx_mark = true;
+}
+
+/* Acknowledgements written while one read is parsed go out in one append:
+ * one buffer per loop thread, owned by the client whose input is being read
+ * (no per-client memory). */
+static _Thread_local struct {
+    tt_client *owner;
+    tti_transport *tr;                /* acknowledgements belong to this connection only */
+    size_t n;
+    uint8_t buf[1024];
+} acks;
+
+static void acks_flush(tt_client *c) {
+    if (acks.owner == c && acks.n && c->tr && c->tr == acks.tr) out_bytes(c, acks.buf, acks.n);
+    acks.n = 0;
 }
 
 static void send_simple(tt_client *c, uint8_t type, uint16_t pid, uint8_t reason) {
@@ -134,7 +156,113 @@ static void send_simple(tt_client *c, uint8_t type, uint16_t pid, uint8_t reason
         b[1] = 2;
         n = 4;
     }
-    out_bytes(c, b, n);
+    if (acks.owner != c) {
+        out_bytes(c, b, n);
+        return;
+    }
+    if (acks.n + n > sizeof acks.buf) acks_flush(c);
+    memcpy(acks.buf + acks.n, b, n);
+    acks.n += n;
+}
+
+/* ---- Outbound topic aliases (MQTT 5) ------------------------------------------
+ *
+ * With the option on and a broker that allows aliases, the first PUBLISH to a
+ * topic carries the topic and a new alias; later ones carry the alias and an
+ * empty topic. Aliases are handed out first come, up to the broker's Topic
+ * Alias Maximum, and kept for the connection (no replacement): a publisher
+ * with more topics than aliases sends the rest in full. The map is per
+ * connection and emptied when it ends. The message was encoded on the
+ * caller's thread; an aliased copy is re-encoded here, on the loop. */
+typedef struct tti_oalias {
+    uint32_t hash;
+    uint16_t alias;                   /* 0: empty slot */
+    uint16_t len;
+    char *topic;
+} tti_oalias;
+
+static uint32_t topic_hash(const char *t, size_t n) {
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)t[i]) * 16777619u;
+    return h;
+}
+
+static void alias_reset(tt_client *c) {
+    for (uint32_t i = 0; i < c->oa_cap; i++) tti_free(c->oa_tab[i].topic);
+    tti_free(c->oa_tab);
+    c->oa_tab = NULL;
+    c->oa_cap = c->oa_used = 0;
+}
+
+/* The slot of `topic`, or the empty slot where it would go (NULL: no table). */
+static tti_oalias *alias_slot(tt_client *c, const char *t, size_t n, uint32_t h) {
+    if (!c->oa_cap) return NULL;
+    for (uint32_t i = h & (c->oa_cap - 1);; i = (i + 1) & (c->oa_cap - 1)) {
+        tti_oalias *e = &c->oa_tab[i];
+        if (!e->alias || (e->hash == h && e->len == n && memcmp(e->topic, t, n) == 0)) return e;
+    }
+}
+
+static bool alias_grow(tt_client *c) {
+    uint32_t cap = c->oa_cap ? c->oa_cap * 2 : 16;
+    tti_oalias *tab = tti_calloc(cap, sizeof *tab);
+    if (!tab) return false;
+    tti_oalias *old = c->oa_tab;
+    uint32_t ocap = c->oa_cap;
+    c->oa_tab = tab;
+    c->oa_cap = cap;
+    for (uint32_t i = 0; i < ocap; i++)
+        if (old[i].alias) *alias_slot(c, old[i].topic, old[i].len, old[i].hash) = old[i];
+    tti_free(old);
+    return true;
+}
+
+/* Remembers `topic` under the next alias (best effort: a topic not
+ * remembered is simply sent in full again). */
+static void alias_add(tt_client *c, tti_mqtt_str topic, uint32_t h) {
+    if ((c->oa_used + 1) * 2 > c->oa_cap && !alias_grow(c)) return;
+    char *t = tti_strndup(topic.ptr, topic.len);
+    if (!t) return;
+    tti_oalias *e = alias_slot(c, topic.ptr, topic.len, h);
+    *e = (tti_oalias){ .hash = h, .alias = (uint16_t)++c->oa_used, .len = (uint16_t)topic.len, .topic = t };
+}
+
+/* Writes `p` with a topic alias when that applies: into `dst` when it fits
+ * `room` (*used = bytes), else straight to the connection (*used = 0).
+ * False: no alias applies, the caller writes p->data as it is. */
+static bool write_aliased(tt_client *c, tti_pubreq *p, uint8_t *dst, size_t room, size_t *used) {
+    if (!c->out_alias || !c->oa_max) return false;
+    tti_mqtt_pkt pkt;
+    const char *why = NULL;
+    if (tti_mqtt_decode(p->data, p->len, c->version, 0, &pkt, &why) <= 0) return false;
+    tti_mqtt_str topic = pkt.u.publish.topic;
+    if (topic.len == 0 || topic.len > UINT16_MAX) return false;
+    uint32_t h = topic_hash(topic.ptr, topic.len);
+    tti_oalias *e = alias_slot(c, topic.ptr, topic.len, h);
+    bool known = e && e->alias;
+    if (!known && c->oa_used >= c->oa_max) return false;
+    pkt.props.present |= TTI_MQTT_PBIT(TTI_MQTT_PROP_TOPIC_ALIAS);
+    pkt.props.topic_alias = known ? e->alias : (uint16_t)(c->oa_used + 1);
+    if (known) pkt.u.publish.topic.len = 0;
+    int n = tti_mqtt_encoded_len(&pkt, c->version, &why);
+    if (n <= 0 || (uint32_t)n > c->server_max_packet) return false;
+    size_t len = (size_t)n;
+    uint8_t small[1024];
+    uint8_t *buf = dst && len <= room ? dst : len <= sizeof small ? small : tti_malloc(len);
+    if (!buf || tti_mqtt_encode(&pkt, c->version, buf, len, &why) != n) {
+        if (buf && buf != small && buf != dst) tti_free(buf);
+        return false;
+    }
+    if (known) st_add(&c->st_aliased, 1);
+    else alias_add(c, topic, h);      /* only once the packet that names it is built */
+    if (buf == dst) {
+        *used = len;
+        return true;
+    }
+    if (used) *used = 0;
+    out_bytes(c, buf, len);
+    if (buf != small) tti_free(buf);
+    return true;
 }
 
 static void write_pub(tt_client *c, tti_pubreq *p, bool dup) {
@@ -143,7 +271,8 @@ static void write_pub(tt_client *c, tti_pubreq *p, bool dup) {
         p->data[p->pid_off + 1] = (uint8_t)p->pid;
         if (dup) p->data[0] |= 0x08;
     }
-    out_bytes(c, p->data, p->len);
+    st_add(&c->st_pubs_out, 1);
+    if (!write_aliased(c, p, NULL, 0, NULL)) out_bytes(c, p->data, p->len);
 }
 
 /* ---- Outbound publishes ----------------------------------------------------- */
@@ -199,6 +328,7 @@ typedef struct stage {
 static void stage_flush(tt_client *c, stage *st) {
     if (!st->n) return;
     evbuffer_add(tti_transport_out(c->tr), st->buf, st->n);
+    st_add(&c->st_bytes_out, st->n);
     st->n = 0;
     st->congested = tti_transport_congested(c->tr);
 }
@@ -208,9 +338,21 @@ static void stage_pub(tt_client *c, stage *st, tti_pubreq *p) {
         p->data[p->pid_off] = (uint8_t)(p->pid >> 8);
         p->data[p->pid_off + 1] = (uint8_t)p->pid;
     }
+    if (c->oa_max && c->out_alias) {
+        /* An aliased copy is at most a few bytes longer: with that room it
+         * lands in the stage; without, the stage is empty and order holds. */
+        if (st->n + p->len + 16 > sizeof st->buf) stage_flush(c, st);
+        size_t used = 0;
+        if (write_aliased(c, p, st->buf + st->n, sizeof st->buf - st->n, &used)) {
+            st->n += used;
+            if (!used) st->congested = tti_transport_congested(c->tr);
+            return;
+        }
+    }
     if (st->n + p->len > sizeof st->buf) stage_flush(c, st);
     if (p->len > sizeof st->buf / 2) {
         evbuffer_add(tti_transport_out(c->tr), p->data, p->len);
+        st_add(&c->st_bytes_out, p->len);
         st->congested = tti_transport_congested(c->tr);
         return;
     }
@@ -226,6 +368,7 @@ static void pump(tt_client *c) {
     st.n = 0;
     st.congested = tti_transport_congested(c->tr);
     bool wrote = false;
+    uint64_t npub = 0;
     while (c->q_head && !st.congested) {
         tti_pubreq *p = c->q_head;
         if (p->qos > 0 && c->inflight >= c->window) break;
@@ -243,6 +386,7 @@ static void pump(tt_client *c) {
             continue;
         }
         wrote = true;
+        npub++;
         if (p->qos == 0) {
             stage_pub(c, &st, p);    /* copied: the message can go at once */
             finish(&p->r, TT_OK, 0, NULL);
@@ -259,7 +403,10 @@ static void pump(tt_client *c) {
         stage_pub(c, &st, p);
     }
     stage_flush(c, &st);
-    if (wrote) c->tx_mark = true;
+    if (wrote) {
+        c->tx_mark = true;
+        st_add(&c->st_pubs_out, npub);
+    }
     tti_transport_flush(c->tr);
 }
 
@@ -292,6 +439,7 @@ static void sub_set(tt_client *c, const tti_subent *e) {
     s->no_local = e->no_local;
     s->rap = e->rap;
     s->rh = e->rh;
+    s->sub_id = e->sub_id;
     s->handler = e->handler;
     s->arg = e->arg;
 }
@@ -323,6 +471,10 @@ static int encode_subscribe(tt_client *c, tti_subreq *s, uint8_t *out, size_t ca
     pkt.packet_id = s->pid;
     pkt.u.subscribe.subs = arr;
     pkt.u.subscribe.count = s->n;
+    if (!unsub && s->ents[0].sub_id && c->sub_ids_ok) {    /* one per packet: checked at the call */
+        pkt.props.present |= TTI_MQTT_PBIT(TTI_MQTT_PROP_SUBSCRIPTION_ID);
+        pkt.props.sub_id = s->ents[0].sub_id;
+    }
     const char *why = NULL;
     int n = out ? tti_mqtt_encode(&pkt, c->version, out, cap, &why)
                 : tti_mqtt_encoded_len(&pkt, c->version, &why);
@@ -331,6 +483,12 @@ static int encode_subscribe(tt_client *c, tti_subreq *s, uint8_t *out, size_t ca
 }
 
 static void send_subreq(tt_client *c, tti_subreq *s) {
+    if (!s->internal && s->r.msg.type == TTI_REQ_SUBSCRIBE && s->ents[0].sub_id && !c->sub_ids_ok) {
+        for (size_t i = 0; i < s->n; i++) sub_remove(c, s->ents[i].filter, s->ents[i].filter_len);
+        finish(&s->r, TT_ENOTSUP, TTI_MQTT_RC_SUB_ID_NOT_SUPPORTED,
+               "the broker does not support subscription identifiers");
+        return;
+    }
     s->pid = id_alloc(c, s);
     if (!s->pid) {
         finish(&s->r, TT_EAGAIN, 0, "no free packet identifier");
@@ -362,54 +520,66 @@ static void ctl_push(tt_client *c, tti_subreq *s) {
 #define TTI_MAX_RESENDS 8
 
 typedef struct resub_ctx {
-    size_t strbytes;
-    char *sp;
-    tti_subent *ents;
+    tti_subent **all;
     size_t i;
 } resub_ctx;
 
-static void resub_measure(const char *filter, size_t len, void *value, void *arg) {
+static void resub_collect(const char *filter, size_t len, void *value, void *arg) {
     (void)filter;
-    (void)value;
-    ((resub_ctx *)arg)->strbytes += len + 1;
+    (void)len;
+    resub_ctx *rc = arg;
+    rc->all[rc->i++] = value;
 }
 
-static void resub_fill(const char *filter, size_t len, void *value, void *arg) {
-    resub_ctx *rc = arg;
-    memcpy(rc->sp, filter, len);
-    rc->sp[len] = 0;
-    rc->ents[rc->i] = *(const tti_subent *)value;
-    rc->ents[rc->i].filter = rc->sp;
-    rc->ents[rc->i].next = NULL;
-    rc->sp += len + 1;
-    rc->i++;
+static int by_sub_id(const void *a, const void *b) {
+    uint32_t x = (*(tti_subent *const *)a)->sub_id, y = (*(tti_subent *const *)b)->sub_id;
+    return x < y ? -1 : x > y;
+}
+
+/* Internal SUBSCRIBEs whose futures nobody waits on: one per subscription
+ * identifier (it belongs to the packet), one in all without identifiers. */
+static void resubscribe(tt_client *c, size_t n) {
+    resub_ctx rc = { tti_malloc(n * sizeof(tti_subent *)), 0 };
+    if (!rc.all) {
+        TTI_LOG(ERROR, "session", "%s: out of memory resubscribing", c->client_id);
+        return;
+    }
+    tti_trie_foreach(&c->subs, resub_collect, &rc);
+    qsort(rc.all, n, sizeof *rc.all, by_sub_id);
+    for (size_t lo = 0, hi; lo < n; lo = hi) {
+        size_t strbytes = 0;
+        for (hi = lo; hi < n && rc.all[hi]->sub_id == rc.all[lo]->sub_id; hi++) strbytes += rc.all[hi]->filter_len + 1;
+        size_t k = hi - lo;
+        tt_future *f = tti_future_new(NULL, sizeof(tti_subreq) + strbytes + 8 + k * sizeof(tti_subent) + k);
+        if (!f) continue;
+        tti_subreq *s = tti_future_extra(f);
+        memset(s, 0, sizeof *s);
+        s->r.msg.type = TTI_REQ_SUBSCRIBE;
+        s->r.f = f;
+        s->n = k;
+        s->internal = true;
+        char *sp = s->strbuf;
+        s->ents = (tti_subent *)(void *)(((uintptr_t)(sp + strbytes) + 7u) & ~(uintptr_t)7u);
+        s->codes = (uint8_t *)(s->ents + k);
+        for (size_t j = 0; j < k; j++) {
+            const tti_subent *e = rc.all[lo + j];
+            memcpy(sp, e->filter, e->filter_len + 1);
+            s->ents[j] = *e;
+            s->ents[j].filter = sp;
+            s->ents[j].next = NULL;
+            sp += e->filter_len + 1;
+        }
+        tt_future_free(f);                       /* no caller: only the producer's reference */
+        send_subreq(c, s);
+    }
+    tti_free(rc.all);
 }
 
 static void resume(tt_client *c, bool session_present) {
     /* A broker without our session has no half-finished inbound QoS 2. */
     if (!session_present && c->qos2_rx) memset(c->qos2_rx, 0, 8192);
     size_t n = tti_trie_count(&c->subs);
-    if (n && !(session_present && c->persistent)) {
-        resub_ctx rc = { 0 };
-        tti_trie_foreach(&c->subs, resub_measure, &rc);
-        /* An internal SUBSCRIBE whose future nobody waits on. */
-        tt_future *f = tti_future_new(NULL, sizeof(tti_subreq) + rc.strbytes + 8 + n * sizeof(tti_subent) + n);
-        if (f) {
-            tti_subreq *s = tti_future_extra(f);
-            memset(s, 0, sizeof *s);
-            s->r.msg.type = TTI_REQ_SUBSCRIBE;
-            s->r.f = f;
-            s->n = n;
-            s->internal = true;
-            rc.sp = s->strbuf;
-            s->ents = (tti_subent *)(void *)(((uintptr_t)(rc.sp + rc.strbytes) + 7u) & ~(uintptr_t)7u);
-            s->codes = (uint8_t *)(s->ents + n);
-            rc.ents = s->ents;
-            tti_trie_foreach(&c->subs, resub_fill, &rc);
-            tt_future_free(f);                   /* no caller: only the producer's reference */
-            send_subreq(c, s);
-        }
-    }
+    if (n && !(session_present && c->persistent)) resubscribe(c, n);
     /* Resend in the order first sent. A message in flight across many
      * dropped connections is likely what the broker refuses (3.1.1 brokers
      * drop a client for an oversize packet): give up on it, with a reason. */
@@ -618,6 +788,7 @@ static void on_publish(tt_client *c, const tti_mqtt_pkt *pkt) {
             return;
         }
     }
+    st_add(&c->st_msgs_in, 1);
     switch (pkt->u.publish.qos) {
     case 0:
         deliver(c, pkt, topic);
@@ -679,6 +850,9 @@ static void on_connack(tt_client *c, const tti_mqtt_pkt *pkt) {
     c->ping_out = false;
     c->window = c->max_inflight;
     c->server_max_packet = TTI_MQTT_MAX_PACKET;
+    c->oa_max = 0;
+    c->sub_ids_ok = c->version == TTI_MQTT_V5;
+    st_add(&c->st_connects, 1);
     if (c->version == TTI_MQTT_V5) {
         const tti_mqtt_props *pr = &pkt->props;
         if ((pr->present & TTI_MQTT_PBIT(TTI_MQTT_PROP_RECEIVE_MAX)) && pr->receive_max < c->window)
@@ -687,6 +861,9 @@ static void on_connack(tt_client *c, const tti_mqtt_pkt *pkt) {
             c->server_max_packet = pr->max_packet_size;
         if (pr->present & TTI_MQTT_PBIT(TTI_MQTT_PROP_SERVER_KEEP_ALIVE))
             c->keepalive = pr->server_keep_alive;
+        if (pr->present & TTI_MQTT_PBIT(TTI_MQTT_PROP_TOPIC_ALIAS_MAX)) c->oa_max = pr->topic_alias_max;
+        if (pr->present & TTI_MQTT_PBIT(TTI_MQTT_PROP_SUB_ID_AVAILABLE))
+            c->sub_ids_ok = pr->sub_id_available != 0;
     }
     if (c->keepalive) tti_timer_arm(c->timer, c->keepalive * 1000u / 8u);
     else tti_timer_cancel(c->timer);
@@ -822,9 +999,21 @@ static void on_packet(tt_client *c, const tti_mqtt_pkt *pkt) {
     lost(c, TT_EPROTO, 0, why);
 }
 
+static void read_packets(tt_client *c, struct evbuffer *in);
+
 static void tr_read(void *ctx, struct evbuffer *in) {
     tt_client *c = ctx;
     c->last_rx_ms = mono_ms();
+    acks.owner = c;
+    acks.tr = c->tr;
+    acks.n = 0;
+    read_packets(c, in);
+    acks_flush(c);
+    acks.owner = NULL;
+    if (c->tr) tti_transport_flush(c->tr);
+}
+
+static void read_packets(tt_client *c, struct evbuffer *in) {
     /* Every complete packet in the buffer, one wake-up. */
     for (;;) {
         size_t have = evbuffer_get_length(in);
@@ -850,12 +1039,12 @@ static void tr_read(void *ctx, struct evbuffer *in) {
             lost(c, TT_EPROTO, TTI_MQTT_RC_MALFORMED_PACKET, msg);
             return;
         }
+        st_add(&c->st_bytes_in, fx.total);
         on_packet(c, &pkt);
         if (!c->tr) break;           /* the connection was dropped: `in` is gone */
         evbuffer_drain(in, fx.total);
     }
     flush_rx(c);
-    if (c->tr) tti_transport_flush(c->tr);
 }
 
 /* ---- Connection life --------------------------------------------------------- */
@@ -889,6 +1078,11 @@ static void start_connect(tt_client *c) {
     o.ws_path = c->ws_path;
     o.ws_host = c->host;
     o.ws_port = c->port;
+    o.proxy = c->proxy;
+    o.proxy_host = c->proxy_host;
+    o.proxy_port = c->proxy_port;
+    o.proxy_user = c->proxy_user;
+    o.proxy_pass = c->proxy_pass;
     c->state = ST_CONNECTING;
     tti_timer_arm(c->timer, c->connect_timeout_ms);
     tt_err rc = tti_transport_connect(c->actor.loop->base, &o, &tr_cbs, c, &c->tr);
@@ -959,6 +1153,8 @@ static void lost(tt_client *c, tt_err err, int detail, const char *reason_in) {
         tti_free(c->in_alias[i]);
         c->in_alias[i] = NULL;
     }
+    alias_reset(c);                  /* aliases live as long as one connection */
+    c->oa_max = 0;
     c->inflight = 0;
     for (tti_pubreq *p = c->fl_head; p; p = (tti_pubreq *)(void *)p->r.next) c->inflight++;
     TTI_LOG(INFO, "session", "%s: connection lost: %s (%s)", c->client_id, reason, tt_err_name(err));
@@ -1166,6 +1362,7 @@ void tti_session_stopped(tt_client *c) {
         tti_transport_free(c->tr);
         c->tr = NULL;
     }
+    alias_reset(c);
     c->state = ST_DEAD;
     if (c->connect_f) {
         (void)tt_promise_complete(tti_future_promise(c->connect_f), TT_ECLOSED, 0, "client closed");

@@ -59,6 +59,7 @@ typedef struct tti_subent {
     tt_qos qos;
     bool no_local, rap;
     uint8_t rh;
+    uint32_t sub_id;                  /* MQTT 5 Subscription Identifier; 0 = none */
     tt_msg_fn handler;
     void *arg;
 } tti_subent;
@@ -126,7 +127,11 @@ struct tt_client {
     void *on_event_arg;
     bool pull;
     bool persistent;
+    bool out_alias;                   /* MQTT 5: alias repeated topics to the broker */
     char *source_addr;
+    int proxy;                        /* tti_proxy_kind; 0: direct */
+    char *proxy_host, *proxy_user, *proxy_pass;
+    uint16_t proxy_port;
     uint8_t *connect_pkt;
     size_t connect_len;
     tt_tls_opts tls_opts;
@@ -164,6 +169,12 @@ struct tt_client {
     tt_msg *rx_head, *rx_tail;        /* messages of the current read, for one post */
     char **in_alias;                  /* inbound topic aliases */
     uint16_t in_alias_max;
+    struct tti_oalias *oa_tab;        /* outbound aliases: topic -> alias, open addressing */
+    uint32_t oa_cap, oa_used;
+    uint16_t oa_max;                  /* the broker's Topic Alias Maximum on this connection */
+    bool sub_ids_ok;                  /* the broker accepts Subscription Identifiers */
+    /* statistics: written by the loop only, read from any thread */
+    _Atomic uint64_t st_bytes_out, st_bytes_in, st_pubs_out, st_msgs_in, st_connects, st_aliased;
     /* pull mode */
     pthread_mutex_t pull_lock;
     pthread_cond_t pull_cond;

@@ -115,7 +115,10 @@ typedef struct tt_client_opts {
     uint16_t receive_maximum;          /* MQTT 5: inbound QoS>0 window we allow; 0 = 65535 */
     uint32_t max_packet_size;          /* largest packet we accept; 0 = 16 MiB */
     uint16_t topic_alias_maximum;      /* MQTT 5: inbound aliases we accept; 0 = none */
-    bool outbound_topic_aliases;       /* MQTT 5: alias repeated topics to the broker */
+    bool outbound_topic_aliases;       /* MQTT 5: send repeated topics as aliases, up to the
+                                          broker's Topic Alias Maximum per connection (first
+                                          topics first, kept until the connection ends); the
+                                          rest go in full. Ignored on 3.1.1 */
     uint16_t max_inflight;             /* outbound QoS>0 window; 0 = 65535 (and the broker's
                                           Receive Maximum, whichever is smaller). MQTT 3.1.1
                                           cannot learn the broker's limit: set it (mosquitto
@@ -142,6 +145,14 @@ typedef struct tt_client_opts {
     void *on_event_arg;
     bool pull;                         /* messages go to tt_client_poll() instead of handlers */
     const char *source_addr;           /* local address to bind, e.g. "127.0.0.2" */
+    /* Tunnel through a proxy: "socks5://[user[:pass]@]host[:port]" (1080) or
+     * "http://[user[:pass]@]host[:port]" (8080, HTTP CONNECT with Basic
+     * authorization); percent-escapes allowed in user and pass. The proxy
+     * resolves the broker's host name; TLS and WebSocket run inside the
+     * tunnel (certificates are checked against the broker's name). A refusal
+     * fails the connect: TT_EAUTH (credentials), TT_ECONNREFUSED (the broker
+     * refused the proxy), TT_EREFUSED (other refusals), with the reason. */
+    const char *proxy;
 } tt_client_opts;
 
 #define TT_KEEPALIVE_OFF 0xFFFFu
@@ -223,6 +234,9 @@ typedef struct tt_sub {
     uint8_t retain_handling;           /* MQTT 5: 0 send, 1 if new, 2 never */
     tt_msg_fn handler;                 /* NULL: the catch-all on_message */
     void *arg;
+    uint32_t sub_id;                   /* MQTT 5 Subscription Identifier, 1..268435455; 0 = none.
+                                          Carried by matching messages (tt_msg_sub_ids). One
+                                          value per call: it belongs to the SUBSCRIBE packet */
 } tt_sub;
 
 /**
@@ -231,7 +245,9 @@ typedef struct tt_sub {
  * Ownership: filters are copied.
  * Completes: on SUBACK; tt_future_get_suback() gives one code per filter
  *            (granted QoS, or >= 0x80 for a refusal).
- * Errors: TT_EINVAL (empty list, bad filter), TT_EREFUSED (every filter
+ * Errors: TT_EINVAL (empty list, bad filter, an MQTT 5 option on 3.1.1,
+ *         different sub_id values in one call), TT_ENOTSUP (sub_id and a
+ *         broker without Subscription Identifiers), TT_EREFUSED (every filter
  *         refused; detail is the first code), TT_ECLOSED, TT_ETIMEDOUT.
  */
 TT_API tt_future *tt_client_subscribe(tt_client *c, const tt_sub *subs, size_t n,
@@ -273,6 +289,21 @@ TT_API tt_future *tt_client_close(tt_client *c);
 /** Close (if not yet) and release the handle. Never blocks; legal inside
  * the client's own callbacks. */
 TT_API void tt_client_free(tt_client *c);
+
+/** Counters of one client since it was created. Each field is read on its
+ * own (relaxed), so fields may be a moment apart from each other. */
+typedef struct tt_client_stats {
+    uint64_t bytes_out;                /* MQTT bytes written to connections */
+    uint64_t bytes_in;                 /* MQTT bytes read */
+    uint64_t publishes_out;            /* PUBLISH packets written, resends included */
+    uint64_t messages_in;              /* PUBLISH packets received, duplicates included */
+    uint64_t connects;                 /* accepted CONNACKs: 1 + reconnects */
+    uint64_t aliased_out;              /* PUBLISH sent as a topic alias without the topic */
+    size_t queued_bytes;               /* publishes accepted and not yet written */
+} tt_client_stats;
+
+/** Fill `out`. Any thread; never blocks. */
+TT_API void tt_client_stats_get(const tt_client *c, tt_client_stats *out);
 
 /** The client id in use (generated if none was given). Borrowed. */
 TT_API const char *tt_client_id(const tt_client *c);

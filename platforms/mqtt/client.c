@@ -13,6 +13,7 @@
 #include "actors/pool.h"
 #include "actors/session/session.h"
 #include "codecs/mqtt/mqtt_codec.h"
+#include "transport/proxy.h"
 #include "transport/tls.h"
 
 void tti_session_dispatch(tt_client *c, tti_msg *m);
@@ -66,6 +67,25 @@ static void free_subent(void *value, void *arg) {
     tti_free(s);
 }
 
+/* The copies tt_client_new() made of the options. */
+static void free_config(tt_client *c) {
+    tti_free(c->host);
+    tti_free(c->ws_path);
+    tti_free(c->client_id);
+    tti_free(c->source_addr);
+    tti_free(c->connect_pkt);
+    tti_free(c->proxy_host);
+    tti_free(c->proxy_user);
+    if (c->proxy_pass) memset(c->proxy_pass, 0, strlen(c->proxy_pass));
+    tti_free(c->proxy_pass);
+    tti_free((void *)c->tls_opts.ca_file);
+    tti_free((void *)c->tls_opts.ca_dir);
+    tti_free((void *)c->tls_opts.cert_file);
+    tti_free((void *)c->tls_opts.key_file);
+    tti_free((void *)c->tls_opts.sni);
+    tti_free((void *)c->tls_opts.alpn);
+}
+
 static void c_destroy(tti_actor *a) {
     tt_client *c = TTI_CONTAINER_OF(a, tt_client, actor);
     tti_trie_fini(&c->subs, free_subent, NULL);
@@ -83,17 +103,7 @@ static void c_destroy(tti_actor *a) {
     }
     tti_free(c->qos2_rx);
     if (c->tls_ctx) tti_tls_ctx_unref(c->tls_ctx);
-    tti_free(c->host);
-    tti_free(c->ws_path);
-    tti_free(c->client_id);
-    tti_free(c->source_addr);
-    tti_free(c->connect_pkt);
-    tti_free((void *)c->tls_opts.ca_file);
-    tti_free((void *)c->tls_opts.ca_dir);
-    tti_free((void *)c->tls_opts.cert_file);
-    tti_free((void *)c->tls_opts.key_file);
-    tti_free((void *)c->tls_opts.sni);
-    tti_free((void *)c->tls_opts.alpn);
+    free_config(c);
     pthread_cond_destroy(&c->pull_cond);
     pthread_mutex_destroy(&c->pull_lock);
     if (c->strand) tti_actor_release(c->strand);
@@ -285,7 +295,6 @@ tt_err tt_client_new(tt_runtime *rt, const tt_client_opts *user_opts, tt_client 
     memcpy(&o, user_opts, user_opts->size < sizeof o ? user_opts->size : sizeof o);
     if (user_opts->size < offsetof(tt_client_opts, client_id)) return TT_EINVAL;
     if (o.version && o.version != TT_MQTT_311 && o.version != TT_MQTT_5) return TT_EINVAL;
-    if (o.outbound_topic_aliases) return TT_ENOTSUP;   /* not built yet */
 
     tt_client *c = tti_calloc(1, sizeof *c);
     if (!c) return TT_ENOMEM;
@@ -314,10 +323,16 @@ tt_err tt_client_new(tt_runtime *rt, const tt_client_opts *user_opts, tt_client 
     c->on_event_arg = o.on_event_arg;
     c->pull = o.pull;
     c->persistent = o.persistent_session;
+    c->out_alias = c->version == TTI_MQTT_V5 && o.outbound_topic_aliases;
     c->in_alias_max = c->version == TTI_MQTT_V5 ? o.topic_alias_maximum : 0;
     if (rc == TT_OK && c->in_alias_max && !(c->in_alias = tti_calloc(c->in_alias_max, sizeof(char *))))
         rc = TT_ENOMEM;
     if (rc == TT_OK && o.source_addr && !(c->source_addr = tti_strdup(o.source_addr))) rc = TT_ENOMEM;
+    if (rc == TT_OK && o.proxy) {
+        tti_proxy_kind kind;
+        rc = tti_proxy_parse_url(o.proxy, &kind, &c->proxy_host, &c->proxy_port, &c->proxy_user, &c->proxy_pass);
+        c->proxy = rc == TT_OK ? (int)kind : 0;
+    }
     if (rc == TT_OK && o.tls) {
         c->tls_opts.size = sizeof c->tls_opts;
         c->tls_opts.ca_file = dup_opt(o.tls->ca_file);
@@ -362,18 +377,8 @@ tt_err tt_client_new(tt_runtime *rt, const tt_client_opts *user_opts, tt_client 
     if (rc != TT_OK) {
         c->in_alias_max = c->in_alias ? c->in_alias_max : 0;
         /* Not an actor yet: free by hand. */
-        tti_free(c->host);
-        tti_free(c->ws_path);
-        tti_free(c->client_id);
-        tti_free(c->source_addr);
-        tti_free(c->connect_pkt);
+        free_config(c);
         tti_free(c->in_alias);
-        tti_free((void *)c->tls_opts.ca_file);
-        tti_free((void *)c->tls_opts.ca_dir);
-        tti_free((void *)c->tls_opts.cert_file);
-        tti_free((void *)c->tls_opts.key_file);
-        tti_free((void *)c->tls_opts.sni);
-        tti_free((void *)c->tls_opts.alpn);
         if (c->strand) tti_strand_free(c->strand);
         if (c->tls_ctx) tti_tls_ctx_unref(c->tls_ctx);
         pthread_cond_destroy(&c->pull_cond);
@@ -566,8 +571,12 @@ static tt_future *sub_req(tt_client *c, const tt_sub *subs, const char *const *f
         if (subs && (subs[i].qos > 2 || subs[i].retain_handling > 2))
             return failed(c, TT_EINVAL, "invalid subscription options");
         if (subs && c->version != TTI_MQTT_V5 &&
-            (subs[i].no_local || subs[i].retain_as_published || subs[i].retain_handling))
+            (subs[i].no_local || subs[i].retain_as_published || subs[i].retain_handling || subs[i].sub_id))
             return failed(c, TT_EINVAL, "MQTT 5 options on an MQTT 3.1.1 client");
+        if (subs && subs[i].sub_id > 268435455u)
+            return failed(c, TT_EINVAL, "subscription identifier above 268435455");
+        if (subs && subs[i].sub_id != subs[0].sub_id)
+            return failed(c, TT_EINVAL, "one subscription identifier per call (it belongs to the packet)");
         strbytes += strlen(fl) + 1;
     }
     if (!admit(c)) return failed(c, TT_EAGAIN, "too many calls queued for this client");
@@ -594,6 +603,7 @@ static tt_future *sub_req(tt_client *c, const tt_sub *subs, const char *const *f
             s->ents[i].no_local = subs[i].no_local;
             s->ents[i].rap = subs[i].retain_as_published;
             s->ents[i].rh = subs[i].retain_handling;
+            s->ents[i].sub_id = subs[i].sub_id;
             s->ents[i].handler = subs[i].handler;
             s->ents[i].arg = subs[i].arg;
         }
@@ -609,6 +619,19 @@ tt_future *tt_client_subscribe(tt_client *c, const tt_sub *subs, size_t n, const
 tt_future *tt_client_unsubscribe(tt_client *c, const char *const *filters, size_t n,
                                  const tt_call_opts *opts) {
     return sub_req(c, NULL, filters, n, opts);
+}
+
+void tt_client_stats_get(const tt_client *c, tt_client_stats *out) {
+    if (!out) return;
+    memset(out, 0, sizeof *out);
+    if (!c) return;
+    out->bytes_out = atomic_load_explicit(&c->st_bytes_out, memory_order_relaxed);
+    out->bytes_in = atomic_load_explicit(&c->st_bytes_in, memory_order_relaxed);
+    out->publishes_out = atomic_load_explicit(&c->st_pubs_out, memory_order_relaxed);
+    out->messages_in = atomic_load_explicit(&c->st_msgs_in, memory_order_relaxed);
+    out->connects = atomic_load_explicit(&c->st_connects, memory_order_relaxed);
+    out->aliased_out = atomic_load_explicit(&c->st_aliased, memory_order_relaxed);
+    out->queued_bytes = atomic_load_explicit(&c->queued_bytes, memory_order_relaxed);
 }
 
 tt_err tt_future_get_suback(const tt_future *f, const uint8_t **codes, size_t *n) {

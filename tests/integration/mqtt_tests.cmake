@@ -4,3 +4,9 @@ tt_add_test(mqtt_client_test LABEL integration TIMEOUT 300
 tt_add_test(mqtt_tls_test LABEL integration TIMEOUT 300
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/mqtt_tls_test.c ${PROJECT_SOURCE_DIR}/tests/support/broker.c
           ${PROJECT_SOURCE_DIR}/tests/support/certs.c)
+tt_add_test(mqtt_v5_test LABEL integration TIMEOUT 120
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/mqtt_v5_test.c ${PROJECT_SOURCE_DIR}/tests/support/broker.c)
+# Through real proxies (microsocks, tinyproxy) in front of mosquitto.
+tt_add_test(mqtt_proxy_test LABEL integration TIMEOUT 120
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/mqtt_proxy_test.c ${PROJECT_SOURCE_DIR}/tests/support/broker.c
+          ${PROJECT_SOURCE_DIR}/tests/support/certs.c)

@@ -2,3 +2,5 @@
 # each other, no sockets. Certificates come from the openssl tool at test time.
 tt_add_test(tls_test LABEL unit
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/tls_test.c ${PROJECT_SOURCE_DIR}/tests/support/certs.c)
+# Proxy tunnels (SOCKS5, HTTP CONNECT) as state machines over evbuffers.
+tt_add_test(proxy_test LABEL unit SOURCES ${CMAKE_CURRENT_LIST_DIR}/proxy_test.c)

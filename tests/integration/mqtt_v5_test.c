@@ -1,0 +1,281 @@
+/* MQTT 5 features that change what goes on the wire: outbound topic aliases,
+ * subscription identifiers (also across a reconnect), and the client's
+ * counters that show them. Against a real mosquitto on a free port. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <tether/tether.h>
+#include <tether/mqtt.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "tt_test.h"
+
+#define WAIT_MS 10000
+
+static tt_runtime *g_rt;
+
+static void rt_up(void) {
+    tt_runtime_opts o = TT_OPTS_INIT(tt_runtime_opts);
+    o.loop_threads = 2;
+    if (tt_runtime_new(&g_rt, &o) != TT_OK) abort();
+}
+
+static tt_err wait_free(tt_future *f) {
+    tt_err rc = tt_future_wait(f, WAIT_MS);
+    if (rc != TT_OK) {
+        const char *why;
+        tt_future_detail(f, &why);
+        fprintf(stderr, "  future failed: %s (%s)\n", tt_err_name(rc), why);
+    }
+    tt_future_free(f);
+    return rc;
+}
+
+static tt_client *connected(const tt_broker *b, tt_client_opts *o) {
+    char url[64];
+    snprintf(url, sizeof url, "mqtt://127.0.0.1:%d", b->port);
+    o->url = url;
+    tt_client *c = NULL;
+    if (tt_client_new(g_rt, o, &c) != TT_OK) return NULL;
+    if (wait_free(tt_client_connect(c)) != TT_OK) {
+        tt_client_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* What a subscriber saw: per topic index, the count and payload checks. */
+#define NTOPICS 40
+typedef struct seen {
+    pthread_mutex_t lock;
+    int total, bad;
+    int per_topic[NTOPICS];
+    uint32_t ids_union;              /* bit i: subscription identifier i (< 32) seen */
+    int with_ids;
+} seen;
+
+static void on_msg(tt_client *c, const tt_msg *m, void *arg) {
+    (void)c;
+    seen *s = arg;
+    size_t tl, pl;
+    const char *t = tt_msg_topic(m, &tl);
+    const char *p = tt_msg_payload(m, &pl);
+    uint32_t ids[8];
+    size_t nids = tt_msg_sub_ids(m, ids, 8);
+    pthread_mutex_lock(&s->lock);
+    s->total++;
+    /* Payload names its topic, so a topic restored from the wrong alias shows. */
+    int idx = -1;
+    if (sscanf(p, "for %d", &idx) != 1 || idx < 0 || idx >= NTOPICS) {
+        s->bad++;
+    } else {
+        char want[160];
+        snprintf(want, sizeof want, "v5/a-rather-long-topic-name-that-an-alias-saves-bytes-on/%d", idx);
+        if (tl != strlen(want) || memcmp(t, want, tl) != 0 || pl > 32) s->bad++;
+        else s->per_topic[idx]++;
+    }
+    if (nids) s->with_ids++;
+    for (size_t i = 0; i < nids && i < 8; i++)
+        if (ids[i] < 32) s->ids_union |= 1u << ids[i];
+    pthread_mutex_unlock(&s->lock);
+}
+
+static int seen_total(seen *s) {
+    pthread_mutex_lock(&s->lock);
+    int n = s->total;
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+static bool wait_total(seen *s, int n) {
+    for (int i = 0; i < WAIT_MS / 5 && seen_total(s) < n; i++) usleep(5000);
+    return seen_total(s) >= n;
+}
+
+/* Publishes `rounds` messages to each of `ntopics` topics at QoS 1. */
+static bool publish_rounds(tt_client *c, int ntopics, int rounds) {
+    for (int r = 0; r < rounds; r++) {
+        for (int i = 0; i < ntopics; i++) {
+            char topic[160], payload[32];
+            snprintf(topic, sizeof topic, "v5/a-rather-long-topic-name-that-an-alias-saves-bytes-on/%d", i);
+            int n = snprintf(payload, sizeof payload, "for %d", i);
+            if (wait_free(tt_client_pub(c, topic, payload, (size_t)n + 1, TT_QOS1, false)) != TT_OK) return false;
+        }
+    }
+    return true;
+}
+
+/* Until the client has been accepted `n` times (reconnected after a restart). */
+static bool wait_connects(tt_client *c, uint64_t n) {
+    tt_client_stats st;
+    for (int i = 0; i < WAIT_MS / 25; i++) {
+        tt_client_stats_get(c, &st);
+        if (st.connects >= n) return true;
+        usleep(25000);
+    }
+    return false;
+}
+
+/* ---- Outbound topic aliases ----------------------------------------------- */
+
+static void test_outbound_topic_aliases(void) {
+    rt_up();
+    tt_broker b;
+    TT_REQUIRE(tt_broker_start(&b, NULL) == 0);
+    seen s = { .lock = PTHREAD_MUTEX_INITIALIZER };
+    tt_client_opts so = TT_OPTS_INIT(tt_client_opts);
+    so.version = TT_MQTT_5;
+    tt_client *sub = connected(&b, &so);
+    TT_REQUIRE(sub);
+    tt_sub f = { .filter = "v5/#", .qos = TT_QOS1, .handler = on_msg, .arg = &s };
+    TT_REQUIRE(wait_free(tt_client_subscribe(sub, &f, 1, NULL)) == TT_OK);
+
+    /* The same traffic with and without aliases. mosquitto allows 10 aliases
+     * per connection: 5 topics all get one. */
+    tt_client_opts po = TT_OPTS_INIT(tt_client_opts);
+    po.version = TT_MQTT_5;
+    po.outbound_topic_aliases = true;
+    tt_client *pa = connected(&b, &po);
+    po.outbound_topic_aliases = false;
+    tt_client *pf = connected(&b, &po);
+    TT_REQUIRE(pa && pf);
+    tt_client_stats a0, f0, a1, f1;
+    tt_client_stats_get(pa, &a0);
+    tt_client_stats_get(pf, &f0);
+    TT_REQUIRE(publish_rounds(pa, 5, 40));
+    TT_REQUIRE(publish_rounds(pf, 5, 40));
+    TT_CHECK(wait_total(&s, 400));
+    tt_client_stats_get(pa, &a1);
+    tt_client_stats_get(pf, &f1);
+    uint64_t with = a1.bytes_out - a0.bytes_out, without = f1.bytes_out - f0.bytes_out;
+    printf("  200 publishes to 5 topics: %llu bytes with aliases, %llu without; %llu aliased\n",
+           (unsigned long long)with, (unsigned long long)without, (unsigned long long)(a1.aliased_out - a0.aliased_out));
+    TT_CHECK_EQ_INT(a1.publishes_out - a0.publishes_out, 200);
+    TT_CHECK_EQ_INT(a1.aliased_out - a0.aliased_out, 195);     /* all but each topic's first */
+    TT_CHECK_EQ_INT(f1.aliased_out - f0.aliased_out, 0);
+    /* Each aliased PUBLISH drops the 60-byte topic and adds 3 bytes of alias. */
+    TT_CHECK(with + 195u * 50u < without);
+    pthread_mutex_lock(&s.lock);
+    TT_CHECK_EQ_INT(s.bad, 0);
+    for (int i = 0; i < 5; i++) TT_CHECK_EQ_INT(s.per_topic[i], 80);
+    pthread_mutex_unlock(&s.lock);
+
+    /* More topics than the broker's aliases: the rest go in full, and every
+     * message still arrives under its own topic. */
+    tt_client_stats_get(pa, &a0);
+    TT_REQUIRE(publish_rounds(pa, NTOPICS, 3));
+    TT_CHECK(wait_total(&s, 400 + 3 * NTOPICS));
+    tt_client_stats_get(pa, &a1);
+    /* 10 aliases in all on this connection, 5 of them already known. */
+    TT_CHECK_EQ_INT(a1.aliased_out - a0.aliased_out, 5 * 3 + 5 * 2);
+    pthread_mutex_lock(&s.lock);
+    TT_CHECK_EQ_INT(s.bad, 0);
+    for (int i = 5; i < NTOPICS; i++) TT_CHECK_EQ_INT(s.per_topic[i], 3);
+    pthread_mutex_unlock(&s.lock);
+
+    /* A new connection starts with no aliases: after a broker restart the
+     * first message of a topic carries it again (else the broker would
+     * drop us for an unknown alias and nothing would arrive). */
+    TT_REQUIRE(tt_broker_restart(&b) == 0);
+    int before = seen_total(&s);
+    TT_CHECK(wait_connects(pa, 2) && wait_connects(sub, 2));
+    usleep(200000);                 /* the subscriber's resubscribe reaches the broker */
+    TT_REQUIRE(publish_rounds(pa, 5, 4));
+    TT_CHECK(wait_total(&s, before + 20));
+    pthread_mutex_lock(&s.lock);
+    TT_CHECK_EQ_INT(s.bad, 0);
+    pthread_mutex_unlock(&s.lock);
+    tt_client_stats_get(pa, &a1);
+    TT_CHECK_EQ_INT(a1.connects, 2);                          /* never dropped for a bad alias */
+
+    /* On 3.1.1 the option is ignored. */
+    tt_client_opts o3 = TT_OPTS_INIT(tt_client_opts);
+    o3.outbound_topic_aliases = true;
+    tt_client *c3 = connected(&b, &o3);
+    TT_REQUIRE(c3);
+    TT_REQUIRE(publish_rounds(c3, 2, 5));
+    tt_client_stats_get(c3, &a1);
+    TT_CHECK_EQ_INT(a1.aliased_out, 0);
+    TT_CHECK_EQ_INT(a1.publishes_out, 10);
+    tt_client_free(c3);
+    tt_client_free(pa);
+    tt_client_free(pf);
+    tt_client_free(sub);
+    tt_broker_free(&b);
+    tt_runtime_free(g_rt);
+}
+
+/* ---- Subscription identifiers ----------------------------------------------- */
+
+static void test_subscription_identifiers(void) {
+    rt_up();
+    tt_broker b;
+    TT_REQUIRE(tt_broker_start(&b, NULL) == 0);
+    seen s = { .lock = PTHREAD_MUTEX_INITIALIZER };
+    tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
+    o.version = TT_MQTT_5;
+    tt_client *c = connected(&b, &o);
+    TT_REQUIRE(c);
+    /* Two overlapping subscriptions with different identifiers, one without. */
+    tt_sub s7 = { .filter = "v5/#", .qos = TT_QOS1, .handler = on_msg, .arg = &s, .sub_id = 7 };
+    tt_sub s9[2] = { { .filter = "v5/+/3", .qos = TT_QOS1, .handler = on_msg, .arg = &s, .sub_id = 9 },
+                     { .filter = "v5/+/4", .qos = TT_QOS1, .handler = on_msg, .arg = &s, .sub_id = 9 } };
+    tt_sub none = { .filter = "other/#", .qos = TT_QOS1, .handler = on_msg, .arg = &s };
+    TT_REQUIRE(wait_free(tt_client_subscribe(c, &s7, 1, NULL)) == TT_OK);
+    TT_REQUIRE(wait_free(tt_client_subscribe(c, s9, 2, NULL)) == TT_OK);
+    TT_REQUIRE(wait_free(tt_client_subscribe(c, &none, 1, NULL)) == TT_OK);
+
+    /* Different identifiers in one call, an identifier out of range, or one
+     * on 3.1.1 are refused before anything is sent. */
+    tt_sub mixed[2] = { s7, s9[0] };
+    TT_CHECK_EQ_INT(wait_free(tt_client_subscribe(c, mixed, 2, NULL)), TT_EINVAL);
+    tt_sub big = s7;
+    big.sub_id = 268435456u;
+    TT_CHECK_EQ_INT(wait_free(tt_client_subscribe(c, &big, 1, NULL)), TT_EINVAL);
+    tt_client_opts o3 = TT_OPTS_INIT(tt_client_opts);
+    tt_client *c3 = connected(&b, &o3);
+    TT_REQUIRE(c3);
+    TT_CHECK_EQ_INT(wait_free(tt_client_subscribe(c3, &s7, 1, NULL)), TT_EINVAL);
+
+    tt_client_opts po = TT_OPTS_INIT(tt_client_opts);
+    po.version = TT_MQTT_5;
+    tt_client *p = connected(&b, &po);
+    TT_REQUIRE(p);
+    TT_REQUIRE(publish_rounds(p, 5, 1));    /* topics 0..4: 3 and 4 match both */
+    TT_CHECK(wait_total(&s, 5));
+    usleep(100000);
+    pthread_mutex_lock(&s.lock);
+    TT_CHECK_EQ_INT(s.bad, 0);
+    TT_CHECK_EQ_INT(s.ids_union, (1u << 7) | (1u << 9));
+    TT_CHECK_EQ_INT(s.with_ids, s.total);   /* every copy names its subscription */
+    memset(s.per_topic, 0, sizeof s.per_topic);
+    s.ids_union = 0;
+    s.total = s.with_ids = 0;
+    pthread_mutex_unlock(&s.lock);
+
+    /* After a broker restart without persistence, the client subscribes
+     * again with the same identifiers (one SUBSCRIBE per identifier). */
+    TT_REQUIRE(tt_broker_restart(&b) == 0);
+    TT_CHECK(wait_connects(c, 2) && wait_connects(p, 2));
+    usleep(300000);
+    TT_REQUIRE(publish_rounds(p, 5, 1));
+    TT_CHECK(wait_total(&s, 5));
+    usleep(100000);
+    pthread_mutex_lock(&s.lock);
+    TT_CHECK_EQ_INT(s.bad, 0);
+    TT_CHECK_EQ_INT(s.ids_union, (1u << 7) | (1u << 9));
+    TT_CHECK_EQ_INT(s.with_ids, s.total);
+    for (int i = 0; i < 5; i++) TT_CHECK(s.per_topic[i] >= 1);
+    pthread_mutex_unlock(&s.lock);
+    tt_client_free(p);
+    tt_client_free(c3);
+    tt_client_free(c);
+    tt_broker_free(&b);
+    tt_runtime_free(g_rt);
+}
+
+TT_TEST_LIST = {
+    { "outbound_topic_aliases", test_outbound_topic_aliases },
+    { "subscription_identifiers", test_subscription_identifiers },
+    { NULL, NULL },
+};
