@@ -9,7 +9,8 @@
 # address has its own ~28,000 ephemeral ports, and ports left in TIME_WAIT by
 # earlier runs do not count against it), publishes one QoS 1 message per
 # device every 10 s for 30 s and prints connections/s, connect latency, the
-# end-to-end latency and its memory per connection. The peers only connect.
+# end-to-end latency and its memory per connection (report: $TT_OUT/sim-conns.html).
+# The peers only connect.
 # Environment: TT_OUT (default ./out), TT_JOBS (default 2).
 set -euo pipefail
 
@@ -61,7 +62,7 @@ log "mosquitto on 127.0.0.1:$port, $n connections, open-file limit $(ulimit -n)"
 
 log "tether sim"
 "$build/tools/tether" sim -h 127.0.0.1 -p "$port" -n "$n" --connect-rate 0 --handshakes 256 \
-    --rate 0.1 --duration 30 -q 1 --source-addr 127.0.0.2-127.0.0.9 --interval 10 -o "$tmp/sim"
+    --rate 0.1 --duration 30 -q 1 --source-addr 127.0.0.2-127.0.0.9 --interval 10 -o "$out/sim-conns"
 sleep 2
 log "libmosquitto (its own loop), connections only"
 "$build/bench/mosq_bench" -h 127.0.0.1 -p "$port" -s conns -c "$n" -k 100 -T 180 | grep RESULT || true
