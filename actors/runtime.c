@@ -60,14 +60,16 @@ int tti_runtime_add_member(tti_runtime *rt, tti_member *m) {
     return TT_OK;
 }
 
+/* m->rt is written under the runtime's lock and read here first without
+ * it: the runtime outlives every call that can still see it set. */
 void tti_runtime_remove_member(tti_member *m) {
-    tti_runtime *rt = m->rt;
+    tti_runtime *rt = __atomic_load_n(&m->rt, __ATOMIC_ACQUIRE);
     if (!rt) return;
     pthread_mutex_lock(&rt->lock);
     if (m->rt) {
         m->prev->next = m->next;
         m->next->prev = m->prev;
-        m->rt = NULL;
+        __atomic_store_n(&m->rt, NULL, __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&rt->lock);
 }
@@ -268,7 +270,7 @@ void tt_runtime_free(tt_runtime *rt) {
     while (rt->members.next != &rt->members) {
         tti_member *m = rt->members.next;
         rt->members.next = m->next;
-        m->rt = NULL;
+        __atomic_store_n(&m->rt, NULL, __ATOMIC_RELEASE);
     }
     rt->members.prev = &rt->members;
     pthread_mutex_unlock(&rt->lock);

@@ -2,7 +2,9 @@
  *   tether version
  *   tether demo [-a actors] [-n calls] [-l loops] [-p pool]   runtime demo
  *   tether pub ...   publish, flags after mosquitto_pub   (cmd_pub.c)
- *   tether sub ...   subscribe, flags after mosquitto_sub (cmd_sub.c) */
+ *   tether sub ...   subscribe, flags after mosquitto_sub (cmd_sub.c)
+ *   tether tb ...    ThingsBoard device API by hand      (cmd_tb.c)
+ *   tether sim ...   fleet simulator                     (cmd_sim.c) */
 #include <inttypes.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -13,6 +15,9 @@
 #include <time.h>
 
 #include "cli_common.h"
+
+int cmd_tb(int argc, char **argv);    /* cmd_tb.c */
+int cmd_sim(int argc, char **argv);   /* cmd_sim.c */
 
 static double now_s(void) {
     struct timespec ts;
@@ -105,7 +110,10 @@ int main(int argc, char **argv) {
                "  demo          run calls through actors and futures, and report the rate\n"
                "  pub           publish MQTT messages (flags after mosquitto_pub; pub --help)\n"
                "  sub           subscribe and print MQTT messages (flags after mosquitto_sub;\n"
-               "                sub --help)\n");
+               "                sub --help)\n"
+               "  tb            ThingsBoard device: telemetry, attributes, rpc-serve, rpc-call,\n"
+               "                provision, claim, fw (tb --help)\n"
+               "  sim           simulate a fleet of devices and measure it (sim --help)\n");
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "version")) {
@@ -118,6 +126,11 @@ int main(int argc, char **argv) {
         signal(SIGPIPE, SIG_IGN);
         return argv[1][0] == 'p' ? cmd_pub(argc - 2, argv + 2) : cmd_sub(argc - 2, argv + 2);
     }
+    if (!strcmp(argv[1], "tb")) {
+        signal(SIGPIPE, SIG_IGN);
+        return cmd_tb(argc - 2, argv + 2);
+    }
+    if (!strcmp(argv[1], "sim")) return cmd_sim(argc - 2, argv + 2);
     fprintf(stderr, "tether: unknown command '%s'\n", argv[1]);
     return 2;
 }

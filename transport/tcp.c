@@ -400,12 +400,22 @@ static void start_tcp(tti_transport *t, const struct sockaddr *sa, socklen_t sal
     evutil_make_socket_nonblocking(fd);
     evutil_make_socket_closeonexec(fd);
     if (t->source_addr) {
+        /* A bare IPv4 or IPv6 address, any port (libevent's "host:port"
+         * parser refuses port 0). */
         struct sockaddr_storage src;
-        int srclen = sizeof src;
-        char spec[80];
-        snprintf(spec, sizeof spec, "%s:0", t->source_addr);
-        if (evutil_parse_sockaddr_port(spec, (struct sockaddr *)&src, &srclen) != 0 ||
-            bind(fd, (struct sockaddr *)&src, (socklen_t)srclen) != 0) {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&src;
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&src;
+        socklen_t srclen = 0;
+        memset(&src, 0, sizeof src);
+        errno = 0;
+        if (evutil_inet_pton(AF_INET, t->source_addr, &s4->sin_addr) == 1) {
+            s4->sin_family = AF_INET;
+            srclen = sizeof *s4;
+        } else if (evutil_inet_pton(AF_INET6, t->source_addr, &s6->sin6_addr) == 1) {
+            s6->sin6_family = AF_INET6;
+            srclen = sizeof *s6;
+        }
+        if (srclen == 0 || bind(fd, (struct sockaddr *)&src, srclen) != 0) {
             int e = errno;
             evutil_closesocket(fd);
             fail(t, TT_EINVAL, e, "cannot bind the source address");

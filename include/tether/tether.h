@@ -10,5 +10,6 @@
 #include <tether/runtime.h>
 #include <tether/codec.h>
 #include <tether/codec_pool.h>
+#include <tether/thingsboard.h>
 
 #endif /* TETHER_H */

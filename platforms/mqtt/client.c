@@ -707,6 +707,9 @@ void tt_client_free(tt_client *c) {
         tt_future *f = tt_client_close(c);
         tt_future_free(f);
     }
+    /* Closed by the runtime's shutdown (which only aborts I/O), the client is
+     * still on the runtime's list: leave it before the memory can go. */
+    tti_runtime_remove_member(&c->member);
     tti_actor_release(&c->actor);
 }
 

@@ -5,6 +5,9 @@
 #include <stdatomic.h>
 #include <tether/tether.h>
 #include <tether/mqtt.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "broker.h"
@@ -274,8 +277,45 @@ static void test_subscription_identifiers(void) {
     tt_runtime_free(g_rt);
 }
 
+/* ---- Freeing clients from callbacks while the runtime shuts down ---------- */
+
+static atomic_int g_freed;
+
+static void free_on_done(tt_future *f, void *arg) {
+    tt_client *c = arg;
+    if (tt_future_result(f) == TT_ECLOSED) atomic_fetch_add(&g_freed, 1);
+    tt_future_free(f);
+    tt_client_free(c);               /* the client is still on the runtime's list */
+}
+
+static void test_free_in_callback_during_shutdown(void) {
+    rt_up();
+    /* A listener that never answers: the clients' connect futures wait for a
+     * CONNACK when the runtime goes, and their continuations free them. */
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t al = sizeof a;
+    TT_REQUIRE(ls >= 0 && bind(ls, (struct sockaddr *)&a, sizeof a) == 0 && listen(ls, 512) == 0 &&
+               getsockname(ls, (struct sockaddr *)&a, &al) == 0);
+    char url[64];
+    snprintf(url, sizeof url, "mqtt://127.0.0.1:%d", ntohs(a.sin_port));
+    enum { N = 200 };
+    for (int i = 0; i < N; i++) {
+        tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
+        o.url = url;
+        tt_client *c = NULL;
+        TT_REQUIRE(tt_client_new(g_rt, &o, &c) == TT_OK);
+        TT_REQUIRE(tt_future_then(tt_client_connect(c), free_on_done, c) == TT_OK);
+    }
+    usleep(50000);
+    tt_runtime_free(g_rt);           /* ASan/TSan see any use of a freed client here */
+    TT_CHECK_EQ_INT(atomic_load(&g_freed), N);
+    close(ls);
+}
+
 TT_TEST_LIST = {
     { "outbound_topic_aliases", test_outbound_topic_aliases },
     { "subscription_identifiers", test_subscription_identifiers },
+    { "free_in_callback_during_shutdown", test_free_in_callback_during_shutdown },
     { NULL, NULL },
 };

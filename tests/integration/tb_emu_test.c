@@ -3,6 +3,7 @@
  * speaking the raw ThingsBoard topics. One test per item of the emulator
  * checklist (fact sheet section 7). */
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -404,7 +405,7 @@ static void test_server_rpc(void) {
     tt_future_free(f);
 
     /* No reply: the future fails with TT_ETIMEDOUT; a late reply is recorded unmatched. */
-    f = tb_emu_rpc(e, NULL, "reboot", NULL, 300);
+    f = tb_emu_rpc(e, NULL, "reboot", NULL, 1500);
     TT_CHECK_EQ_INT(tt_future_wait(f, WAIT_MS), TT_ETIMEDOUT);
     tt_future_free(f);
     const rx *req2 = dev_nth(&d, "v1/devices/me/rpc/request/*", 1);
@@ -582,6 +583,13 @@ static void test_provisioning(void) {
                   "\"credentialsType\":\"ACCESS_TOKEN\",\"token\":\"MY_OWN\"}");
     CHECK_JSON(r, "{\"status\":\"SUCCESS\",\"credentialsType\":\"ACCESS_TOKEN\",\"credentialsValue\":\"MY_OWN\"}");
     json_decref(r);
+    r = provision("{\"provisionDeviceKey\":\"key-old\",\"provisionDeviceSecret\":\"secret-old\","
+                  "\"credentialsType\":\"MQTT_BASIC\",\"clientId\":\"cid\",\"username\":\"un\",\"password\":\"pw\"}");
+    TT_CHECK_EQ_STR(json_string_value(json_object_get(r, "credentialsType")), "MQTT_BASIC");
+    inner = json_loads(json_string_value(json_object_get(r, "credentialsValue")), 0, &err);
+    CHECK_JSON(inner, "{\"clientId\":\"cid\",\"userName\":\"un\",\"password\":\"pw\"}");
+    json_decref(inner);
+    json_decref(r);
     /* Wrong secret, unknown key: NOT_FOUND. */
     const char *bad[] = { "{\"provisionDeviceKey\":\"key-new\",\"provisionDeviceSecret\":\"nope\"}",
                           "{\"provisionDeviceKey\":\"nope\",\"provisionDeviceSecret\":\"secret-new\"}",
@@ -592,7 +600,7 @@ static void test_provisioning(void) {
         json_decref(r);
     }
     json_t *reqs = tb_emu_provisions(e);
-    TT_CHECK_EQ_INT(json_array_size(reqs), 8);
+    TT_CHECK_EQ_INT(json_array_size(reqs), 9);
     TT_CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(reqs, 0), "deviceName")), "dev-1");
     json_decref(reqs);
     tb_emu_free(e);
@@ -925,11 +933,14 @@ static void test_gateway(void) {
     CHECK_JSON(tt_future_get_ptr(f), "\"idle\"");
     tt_future_free(f);
     /* A request-shaped message on v1/gateway/rpc is not taken for a reply. */
-    f = tb_emu_rpc(e, "Sensor B", "slow", NULL, 500);
+    f = tb_emu_rpc(e, "Sensor B", "slow", NULL, 1500);
     TT_CHECK(dev_nth(&g, "v1/gateway/rpc", 4) != NULL);
     TT_CHECK_EQ_INT(dev_pub(&g, "v1/gateway/rpc", "{\"device\":\"Sensor B\",\"data\":{\"method\":\"slow\"}}"), TT_OK);
     TT_CHECK_EQ_INT(tt_future_wait(f, WAIT_MS), TT_ETIMEDOUT);
     tt_future_free(f);
+    /* Handled in order: once this telemetry is in, so was the message before it. */
+    TT_CHECK_EQ_INT(dev_pub(&g, "v1/gateway/telemetry", "{\"Sensor B\":{\"mark\":1}}"), TT_OK);
+    TT_CHECK_EQ_INT(tb_emu_wait(e, "telemetry", "Sensor B", 2, WAIT_MS), 0);
     json_t *rep = tb_emu_rpc_replies(e);
     TT_CHECK_EQ_INT(json_array_size(rep), 2);
     TT_CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(rep, 0), "device")), "Sensor B");
@@ -1036,6 +1047,140 @@ static void test_silent(void) {
     teardown();
 }
 
+/* ---- Bad input: never a crash, and the emulator keeps answering ------------------------------- */
+
+static void test_bad_input(void) {
+    TT_REQUIRE(setup());
+    tb_emu *e = emu(TB_EMU_GATEWAY);
+    TT_REQUIRE(e);
+    static const uint8_t fw[] = { 0, 1, 2 };
+    TT_REQUIRE(tb_emu_set_firmware(e, "t", "1", fw, sizeof fw, "MD5", false, false) == 0);
+    dev g;
+    TT_REQUIRE(dev_up(&g, GW_TOKEN, TT_MQTT_311));
+    static const char *const topics[] = {
+        "v1/devices/me/telemetry", "v1/devices/me/attributes", "v1/devices/me/attributes/request/1",
+        "v1/devices/me/attributes/request/x", "v1/devices/me/attributes/request/99999999999999999999",
+        "v1/devices/me/rpc/request/2", "v1/devices/me/rpc/request/-1", "v1/devices/me/rpc/response/3",
+        "v1/devices/me/rpc/response/abc", "v1/devices/me/claim", "v2/fw/request/1/chunk/x",
+        "v2/fw/request/x/chunk/1", "v2/fw/request/1/chunk/99999999999999999999", "v2/fw/request/1/chunk/0",
+        "v2/fw/request/1/chunk/18446744073709551615", "v2/fw/request/-1/chunk/0", "v2/fw/request/1/chunk/-2",
+        "v2/fw/request/ 1/chunk/0", "v1/gateway/connect", "v1/gateway/disconnect",
+        "v1/gateway/telemetry", "v1/gateway/attributes", "v1/gateway/attributes/request",
+        "v1/gateway/rpc", "v1/gateway/claim",
+    };
+    static const char *const payloads[] = {
+        "", "not json", "[]", "{}", "null", "42", "\"text\"", "[1,2,{\"a\":[]}]", "{\"a\":",
+        "{\"method\":7,\"params\":[]}", "{\"device\":[],\"type\":{}}", "{\"id\":\"1\",\"device\":5}",
+        "{\"id\":1,\"device\":\"d\",\"client\":[1,2],\"shared\":\"x\"}",
+        "{\"id\":1,\"device\":\"d\",\"client\":true,\"keys\":\"a,b\"}",
+        "{\"device\":\"d\",\"data\":{\"id\":\"x\"}}", "{\"clientKeys\":5,\"sharedKeys\":[1,null]}",
+        "{\"d\":[1,\"x\",null]}", "18446744073709551616", "-5",
+    };
+    for (size_t t = 0; t < sizeof topics / sizeof topics[0]; t++)
+        for (size_t p = 0; p < sizeof payloads / sizeof payloads[0]; p++)
+            TT_CHECK_EQ_INT(dev_pub(&g, topics[t], payloads[p]), TT_OK);
+    char bin[300];
+    for (size_t i = 0; i < sizeof bin; i++) bin[i] = (char)(i * 7);
+    TT_CHECK_EQ_INT(wait_free(tt_client_pub(g.c, "v1/gateway/rpc", bin, sizeof bin, TT_QOS1, false)), TT_OK);
+    /* Only well-formed chunk requests were answered. */
+    json_t *fr = tb_emu_fw_requests(e);
+    size_t i;
+    json_t *x;
+    json_array_foreach(fr, i, x) {
+        TT_CHECK_EQ_INT(json_integer_value(json_object_get(x, "request_id")), 1);
+        json_int_t chunk = json_integer_value(json_object_get(x, "chunk"));
+        TT_CHECK(chunk == 0 || chunk == (json_int_t)-1);   /* 2^64-1 reads back as -1 */
+    }
+    TT_CHECK(json_array_size(fr) > 0);
+    json_decref(fr);
+    /* Still answering. */
+    TT_CHECK_EQ_INT(dev_pub(&g, "v1/devices/me/rpc/request/500", "{\"method\":\"getSessionLimits\"}"), TT_OK);
+    json_t *r = dev_json(&g, "v1/devices/me/rpc/response/500", 0);
+    TT_CHECK(json_is_object(json_object_get(r, "rateLimits")));
+    json_decref(r);
+    dev_close(&g);
+    tb_emu_free(e);
+    teardown();
+}
+
+/* ---- The standalone program ---------------------------------------------------------------------- */
+
+#ifdef TB_EMULATOR_PATH
+static bool file_has(const char *path, const char *text) {
+    FILE *f = fopen(path, "r");
+    if (!f) return false;
+    char line[1024];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f)) found = strstr(line, text) != NULL;
+    fclose(f);
+    return found;
+}
+
+static void test_program(void) {
+    TT_REQUIRE(setup());
+    char dir[300], fw[340], out[340], port[16];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/tt-tbprog-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    TT_REQUIRE(mkdtemp(dir));
+    snprintf(fw, sizeof fw, "%s/fw.bin", dir);
+    snprintf(out, sizeof out, "%s/out.txt", dir);
+    snprintf(port, sizeof port, "%d", g_tb.b.port);
+    static const uint8_t img[] = { 0xde, 0xad, 0, 0, 0xbe, 0xef, 0, 1, 2 };
+    FILE *f = fopen(fw, "wb");
+    TT_REQUIRE(f);
+    TT_REQUIRE(fwrite(img, 1, sizeof img, f) == sizeof img);
+    fclose(f);
+    char *argv[] = { (char *)TB_EMULATOR_PATH, (char *)"-h", (char *)"127.0.0.1", (char *)"-p", port,
+                     (char *)"--user", (char *)TB_BROKER_SERVER_USER, (char *)"-P",
+                     (char *)TB_BROKER_SERVER_PASSWORD, (char *)"--firmware", fw, (char *)"--fw-title",
+                     (char *)"app", (char *)"--fw-version", (char *)"9.9", (char *)"--fw-algo",
+                     (char *)"CRC32", (char *)"--shared", (char *)"{\"mode\":\"eco\"}", (char *)"--rpc",
+                     (char *)"getTime={\"t\":1}", NULL };
+    pid_t pid = tt_broker_spawn(argv, out);
+    TT_REQUIRE(pid > 0);
+    bool ready = false;
+    for (int i = 0; i < WAIT_MS / 20 && !ready; i++) {
+        ready = file_has(out, "serving a device");
+        if (!ready) usleep(20000);
+    }
+    TT_CHECK_MSG(ready, "no 'serving' line in %s", out);
+    dev d;
+    TT_CHECK(dev_up(&d, DEV_TOKEN, TT_MQTT_311));
+    TT_CHECK_EQ_INT(dev_sub(&d, "v2/fw/response/+/chunk/+"), TT_OK);
+    TT_CHECK_EQ_INT(dev_pub(&d, "v1/devices/me/attributes/request/1",
+                            "{\"sharedKeys\":\"mode,fw_title,fw_version,fw_size,fw_checksum\"}"), TT_OK);
+    json_t *r = dev_json(&d, "v1/devices/me/attributes/response/1", 0);
+    char sum[TB_CHECKSUM_HEX_MAX];
+    uint32_t c = crc32_bitwise(img, sizeof img);
+    snprintf(sum, sizeof sum, "%02x%02x%02x%02x", c & 0xff, (c >> 8) & 0xff, (c >> 16) & 0xff, c >> 24);
+    json_t *want = json_pack("{s{sssssssiss}}", "shared", "mode", "eco", "fw_title", "app", "fw_version",
+                             "9.9", "fw_size", (int)sizeof img, "fw_checksum", sum);
+    TT_CHECK(json_equal(r, want));
+    json_decref(want);
+    json_decref(r);
+    TT_CHECK_EQ_INT(dev_pub(&d, "v1/devices/me/rpc/request/2", "{\"method\":\"getTime\",\"params\":{}}"), TT_OK);
+    r = dev_json(&d, "v1/devices/me/rpc/response/2", 0);
+    CHECK_JSON(r, "{\"t\":1}");
+    json_decref(r);
+    TT_CHECK_EQ_INT(dev_pub(&d, "v2/fw/request/1/chunk/1", "4"), TT_OK);
+    const rx *chunk = dev_nth(&d, "v2/fw/response/1/chunk/1", 0);
+    TT_CHECK(chunk && chunk->len == 4 && memcmp(chunk->payload, img + 4, 4) == 0);
+    dev_close(&d);
+    TT_CHECK_EQ_INT(kill(pid, SIGINT), 0);
+    TT_CHECK_EQ_INT(tt_broker_waitpid(pid, WAIT_MS), 0);
+    TT_CHECK(file_has(out, "attribute request 1"));
+    TT_CHECK(file_has(out, "client RPC 2 getTime answered"));
+    TT_CHECK(file_has(out, "firmware request 1 chunk 1: 4 bytes"));
+    /* A bad option is a usage error. */
+    char *bad[] = { (char *)TB_EMULATOR_PATH, (char *)"--nope", NULL };
+    TT_CHECK_EQ_INT(tt_broker_run(bad, NULL, WAIT_MS), 2);
+    remove(fw);
+    remove(out);
+    rmdir(dir);
+    teardown();
+}
+#endif
+
 TT_TEST_LIST = {
     { "checksum_vectors", test_checksum_vectors },
     { "auth", test_auth },
@@ -1050,5 +1195,9 @@ TT_TEST_LIST = {
     { "gateway", test_gateway },
     { "claims", test_claims },
     { "silent", test_silent },
+    { "bad_input", test_bad_input },
+#ifdef TB_EMULATOR_PATH
+    { "program", test_program },
+#endif
     { NULL, NULL },
 };

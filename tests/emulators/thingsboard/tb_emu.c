@@ -5,10 +5,12 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <tether/mqtt.h>
 
@@ -34,7 +36,6 @@ typedef struct tb_rpc {
     char *device;                              /* NULL: the device topics */
     char *topic, *payload;                     /* the request to publish */
     tt_promise *p;                             /* set when the actor ran the call */
-    bool started;
     struct tb_rpc *next;
 } tb_rpc;
 
@@ -44,7 +45,7 @@ struct tb_emu {
     tt_actor *actor;
     tb_emu_mode mode;
     pthread_mutex_t lock;
-    pthread_cond_t cond;                       /* a record arrived, an RPC started */
+    pthread_cond_t cond;                       /* a record arrived */
     tb_dev *devs;
     json_t *rpc_results;                       /* method -> result */
     json_t *session_limits;
@@ -560,12 +561,11 @@ static void rpc_work(tt_promise *p, void *arg) {
     tb_rpc *r = arg;
     tb_emu *e = r->e;
     pthread_mutex_lock(&e->lock);
-    r->started = true;
-    pthread_cond_broadcast(&e->cond);
-    if (e->closing || tt_promise_abandoned(p)) {
+    bool closing = e->closing;
+    if (closing || tt_promise_abandoned(p)) {
         rpc_unlink(e, r);
         pthread_mutex_unlock(&e->lock);
-        (void)tt_promise_complete(p, e->closing ? TT_ECLOSED : TT_ETIMEDOUT, 0, NULL);
+        (void)tt_promise_complete(p, closing ? TT_ECLOSED : TT_ETIMEDOUT, 0, NULL);
         rpc_free(r);
         return;
     }
@@ -724,14 +724,14 @@ static void on_fw_chunk(tb_emu *e, const char *topic, const void *data, size_t l
     const char *s = topic + strlen("v2/fw/request/");
     char *end;
     errno = 0;
-    unsigned long long rid = strtoull(s, &end, 10);
-    if (end == s || strncmp(end, "/chunk/", 7) != 0 || errno) {
+    unsigned long long rid = strtoull(s, &end, 10);     /* digits only: no sign, no space */
+    if (*s < '0' || *s > '9' || strncmp(end, "/chunk/", 7) != 0 || errno) {
         trace(e, "ignored %s: not v2/fw/request/<id>/chunk/<n>", topic);
         return;
     }
     const char *cs = end + 7;
     unsigned long long chunk = strtoull(cs, &end, 10);
-    if (end == cs || *end || errno) {
+    if (*cs < '0' || *cs > '9' || *end || errno) {
         trace(e, "ignored %s: not v2/fw/request/<id>/chunk/<n>", topic);
         return;
     }
@@ -840,6 +840,11 @@ static void free_state(tb_emu *e) {
     free(e);
 }
 
+static void barrier_work(tt_promise *p, void *arg) {
+    (void)arg;
+    (void)tt_promise_complete(p, TT_OK, 0, NULL);
+}
+
 static tt_err wait_free(tt_future *f, const char *what) {
     tt_err rc = tt_future_wait(f, TB_WAIT_MS);
     if (rc != TT_OK) {
@@ -887,7 +892,8 @@ tb_emu *tb_emu_start(tt_runtime *rt, const tb_emu_opts *o) {
     }
     char url[300], cid[40];
     snprintf(url, sizeof url, "mqtt://%s:%u", o->host, (unsigned)o->port);
-    snprintf(cid, sizeof cid, "tb-emu-%08lx%04x", (unsigned long)time(NULL), (unsigned)(rand() & 0xffff));
+    static atomic_uint serial;
+    snprintf(cid, sizeof cid, "tb-emu-%ld-%u", (long)getpid(), atomic_fetch_add(&serial, 1) + 1);
     tt_client_opts co = TT_OPTS_INIT(tt_client_opts);
     co.url = url;
     co.client_id = cid;
@@ -940,16 +946,13 @@ void tb_emu_free(tb_emu *e) {
         tt_future_free(f);
         tt_client_free(e->c);
     }
-    tt_actor_free(e->actor);   /* queued RPC work still runs and sees `closing` */
-    struct timespec dl;
-    clock_gettime(CLOCK_MONOTONIC, &dl);
-    dl.tv_sec += TB_WAIT_MS / 1000;
-    pthread_mutex_lock(&e->lock);
-    for (;;) {
-        bool pending = false;
-        for (tb_rpc *r = e->rpcs; r; r = r->next) pending |= !r->started;
-        if (!pending || pthread_cond_timedwait(&e->cond, &e->lock, &dl) == ETIMEDOUT) break;
+    /* The actor runs calls in order: once this one is done, every RPC queued
+     * before it has run (and seen `closing`) or was skipped for its deadline. */
+    if (e->actor) {
+        (void)wait_free(tt_actor_call(e->actor, barrier_work, NULL, NULL), "emulator shutdown");
+        tt_actor_free(e->actor);
     }
+    pthread_mutex_lock(&e->lock);
     while (e->rpcs) {
         tb_rpc *r = e->rpcs;
         e->rpcs = r->next;
