@@ -379,20 +379,9 @@ static void test_quiet_and_timeout(void) {
 
 /* ---- errors: one line, the right exit code --------------------------------- */
 
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t len = sizeof sa;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-        getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
-        abort();
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 static void test_connection_refused(void) {
     char err[300], port[16];
-    port_str(port, sizeof port, free_port());
+    port_str(port, sizeof port, tt_broker_free_port());
     scratch(err, sizeof err, "refused.err");
     const char *pub[] = { cli(), "pub", "-h", "127.0.0.1", "-p", port, "-t", "x", "-m", "x", NULL };
     TT_CHECK_EQ_INT(run(pub, NULL, NULL, err), 1);

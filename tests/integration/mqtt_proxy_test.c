@@ -23,27 +23,6 @@ static tt_runtime *g_rt;
 static tt_broker g_broker;
 static tt_certs g_certs;
 
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t l = sizeof a;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || getsockname(fd, (struct sockaddr *)&a, &l) != 0) {
-        if (fd >= 0) close(fd);
-        return -1;
-    }
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static bool accepts(int port) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    if (fd >= 0) close(fd);
-    return ok;
-}
-
 /* A proxy process on a free port; 0 once it accepts connections. */
 typedef struct daemon {
     pid_t pid;
@@ -55,7 +34,7 @@ static int daemon_start(daemon_t *d, char *const argv[]) {
     d->pid = tt_broker_spawn(argv, d->log);
     if (d->pid <= 0) return -1;
     for (int i = 0; i < 500; i++) {
-        if (accepts(d->port)) return 0;
+        if (tt_broker_port_accepts(d->port)) return 0;
         usleep(10000);
     }
     fprintf(stderr, "  %s did not start on port %d (log %s)\n", argv[0], d->port, d->log);
@@ -76,7 +55,7 @@ static int socks_start(daemon_t *d, const char *user, const char *pass) {
         fprintf(stderr, "  microsocks not found: install the Debian package microsocks\n");
         return -1;
     }
-    d->port = free_port();
+    d->port = tt_broker_free_port();
     snprintf(port, sizeof port, "%d", d->port);
     snprintf(d->log, sizeof d->log, "%s/microsocks-%d.log", g_broker.dir, d->port);
     char *argv[] = { prog, "-i", "127.0.0.1", "-p", port, user ? "-u" : NULL, (char *)user, "-P", (char *)pass, NULL };
@@ -89,7 +68,7 @@ static int http_proxy_start(daemon_t *d, const char *user, const char *pass) {
         fprintf(stderr, "  tinyproxy not found: install the Debian package tinyproxy\n");
         return -1;
     }
-    d->port = free_port();
+    d->port = tt_broker_free_port();
     snprintf(d->log, sizeof d->log, "%s/tinyproxy-%d.out", g_broker.dir, d->port);
     snprintf(conf, sizeof conf, "%s/tinyproxy-%d.conf", g_broker.dir, d->port);
     FILE *f = fopen(conf, "w");
@@ -175,7 +154,7 @@ static void test_socks5(void) {
 
     /* The broker's port closed: the proxy says so, and so do we. */
     char dead[80];
-    snprintf(dead, sizeof dead, "mqtt://127.0.0.1:%d", free_port());
+    snprintf(dead, sizeof dead, "mqtt://127.0.0.1:%d", tt_broker_free_port());
     TT_CHECK_EQ_INT(try_connect(dead, proxy, NULL, why, sizeof why, NULL), TT_ECONNREFUSED);
     printf("  closed port behind SOCKS5: %s\n", why);
     TT_CHECK(strstr(why, "SOCKS5") != NULL);
@@ -195,7 +174,7 @@ static void test_socks5(void) {
     printf("  no SOCKS5 credentials: %s\n", why);
 
     /* A proxy that is not there. */
-    snprintf(proxy, sizeof proxy, "socks5://127.0.0.1:%d", free_port());
+    snprintf(proxy, sizeof proxy, "socks5://127.0.0.1:%d", tt_broker_free_port());
     TT_CHECK_EQ_INT(try_connect(url, proxy, NULL, why, sizeof why, NULL), TT_ECONNREFUSED);
     TT_CHECK(strstr(why, "proxy") != NULL);
     /* Not a proxy URL. */

@@ -472,33 +472,6 @@ static void test_ws_failures(void) {
 
 /* ---- wss:// against a TLS websockets listener ------------------------------------- */
 
-static int free_port(void) {
-    struct sockaddr_in a;
-    socklen_t alen = sizeof a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &alen) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0) close(fd);
-    return port;
-}
-
-static bool port_accepts(int port) {
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons((uint16_t)port);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    if (fd >= 0) close(fd);
-    return ok;
-}
-
 static void test_wss(void) {
     tt_certs certs;
     TT_REQUIRE(tt_certs_make(&certs) == 0);
@@ -507,7 +480,7 @@ static void test_wss(void) {
     tt_broker b;
     int port = -1;
     for (int attempt = 0; attempt < 5 && port < 0; attempt++) {
-        int p = free_port();
+        int p = tt_broker_free_port();
         TT_REQUIRE(p > 0);
         char conf[2048];
         snprintf(conf, sizeof conf,
@@ -515,8 +488,8 @@ static void test_wss(void) {
                  certs.server_cert, certs.server_key);
         tt_broker_opts bo = { .extra_conf = conf };
         TT_REQUIRE(tt_broker_start(&b, &bo) == 0);
-        for (int i = 0; i < 500 && !port_accepts(p); i++) usleep(10000);
-        if (port_accepts(p)) port = p;
+        for (int i = 0; i < 500 && !tt_broker_port_accepts(p); i++) usleep(10000);
+        if (tt_broker_port_accepts(p)) port = p;
         else tt_broker_free(&b);
     }
     TT_REQUIRE(port > 0);

@@ -238,7 +238,12 @@ static int pick_ports(int *ports, int n) {
     return ok;
 }
 
-static bool port_accepts(int port) {
+int tt_broker_free_port(void) {
+    int port = -1;
+    return pick_ports(&port, 1) == 0 ? port : -1;
+}
+
+bool tt_broker_port_accepts(int port) {
     struct sockaddr_in a;
     memset(&a, 0, sizeof a);
     a.sin_family = AF_INET;
@@ -262,8 +267,8 @@ static int wait_ready(tt_broker *b, int timeout_ms) {
             reg_set_pid(b->slot, 0);
             return 0;
         }
-        if (port_accepts(b->port) && (!b->tls_port || port_accepts(b->tls_port)) &&
-            (!b->ws_port || port_accepts(b->ws_port))) {
+        if (tt_broker_port_accepts(b->port) && (!b->tls_port || tt_broker_port_accepts(b->tls_port)) &&
+            (!b->ws_port || tt_broker_port_accepts(b->ws_port))) {
             /* The ports could belong to someone else if the broker lost the
              * bind race: it must still be alive once they answer. */
             sleep_ms(2);

@@ -100,6 +100,11 @@ int tt_broker_resume(tt_broker *b);
  * the directory when the environment sets TT_BROKER_KEEP. */
 void tt_broker_free(tt_broker *b);
 
+/* A loopback TCP port free at the time of the call (-1 if none), for a
+ * helper process of a test; and whether something accepts on a port. */
+int tt_broker_free_port(void);
+bool tt_broker_port_accepts(int port);
+
 /* Copy the broker's log (and anything it printed) to `out`. */
 void tt_broker_dump_log(const tt_broker *b, FILE *out);
 
