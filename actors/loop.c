@@ -59,6 +59,7 @@ int tti_loop_init(tti_loop *l, tti_runtime *rt, struct event_base *base, const c
     l->index = index;
     l->name = name;
     l->has_thread = false;
+    l->io = NULL;
     l->owns_base = base == NULL;
     if (!base) {
         struct event_config *cfg = event_config_new();
@@ -114,7 +115,17 @@ struct evdns_base *tti_loop_dns(tti_loop *l) {
     return l->dns;
 }
 
+tti_io_scratch *tti_loop_io(tti_loop *l) {
+    if (!l->io && (l->io = tti_malloc(sizeof *l->io)) != NULL) {
+        l->io->tx_owner = NULL;
+        l->io->tx_n = 0;
+    }
+    return l->io;
+}
+
 void tti_loop_fini(tti_loop *l) {
+    tti_free(l->io);
+    l->io = NULL;
     if (l->dns) evdns_base_free(l->dns, 1);
     l->dns = NULL;
     if (l->wake_ev) event_free(l->wake_ev);

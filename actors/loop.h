@@ -15,12 +15,26 @@ struct event;
 struct evdns_base;
 typedef struct tt_runtime tti_runtime;
 
+/* Buffers every connection on one loop shares (loop thread only): reads land
+ * in `rx` and are parsed in place; writes of one turn gather in `tx` and leave
+ * in one system call. A connection holds memory of its own only for what
+ * cannot go now: a partial packet, or bytes the socket would not take. */
+#define TTI_IO_RX_CAP (64u * 1024u)
+#define TTI_IO_TX_CAP (64u * 1024u)
+typedef struct tti_io_scratch {
+    void *tx_owner;                   /* the connection whose bytes are in tx */
+    size_t tx_n;
+    uint8_t tx[TTI_IO_TX_CAP];
+    uint8_t rx[TTI_IO_RX_CAP];
+} tti_io_scratch;
+
 typedef struct tti_loop {
     tti_mpsc ready;                   /* actors with messages waiting */
     _Alignas(64) atomic_bool wake_pending;
     struct event_base *base;
     struct event *wake_ev;            /* runs the ready queue; also a zero timer to yield */
     struct evdns_base *dns;           /* resolver, made on first use (loop thread) */
+    tti_io_scratch *io;               /* made on first use (loop thread) */
     tti_runtime *rt;
     pthread_t thread;
     bool has_thread;
@@ -43,6 +57,10 @@ void tti_loop_fini(tti_loop *l);
 
 /* The loop's DNS resolver, made on first use. Loop thread only. */
 struct evdns_base *tti_loop_dns(tti_loop *l);
+
+/* The loop's shared I/O buffers, made on first use (NULL without memory).
+ * Loop thread only. */
+tti_io_scratch *tti_loop_io(tti_loop *l);
 
 /* Make sure the loop runs its ready queue soon. Any thread. */
 void tti_loop_wake(tti_loop *l);

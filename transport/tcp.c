@@ -1,15 +1,21 @@
-/* TCP transport over a libevent bufferevent, with async DNS, TCP_NODELAY and
- * write back-pressure; TLS (transport/tls.h) and WebSocket framing
- * (transport/ws.h) stack inside it:
+/* TCP transport on a libevent event, with async DNS, TCP_NODELAY and write
+ * back-pressure; TLS (transport/tls.h), WebSocket framing (transport/ws.h)
+ * and a proxy tunnel (transport/proxy.h) stack inside it:
  *
- *   session <-> [WebSocket: ws_in / ws_out] <-> [TLS: plain_in / plain_out] <-> socket
+ *   session <-> [WebSocket: ws_in / ws_out] <-> [TLS: plain_in / plain_out]
+ *           <-> [sock_in / sock_out] <-> socket
  *
- * Plain TCP hands the session the socket's own buffers: no layer, no copy. */
+ * Plain TCP has no layer and no buffer of its own: reads land in the loop's
+ * shared buffer and are parsed there; writes gather in the loop's shared
+ * buffer and leave with one send() at the flush. Only a partial packet or
+ * bytes the socket would not take are kept per connection, so an idle
+ * connection costs this struct and its socket. The layers keep their state in
+ * a separate block, made only when a connection uses one. */
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/dns.h>
 #include <event2/event.h>
+#include <event2/event_struct.h>
 #include <event2/util.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -21,6 +27,7 @@
 
 #include "actors/core/alloc.h"
 #include "actors/core/log.h"
+#include "actors/loop.h"
 #include "transport/proxy.h"
 #include "transport/tls.h"
 #include "transport/transport.h"
@@ -28,25 +35,15 @@
 
 /* Payload bytes per outgoing WebSocket frame (a 16-bit length: 8-byte header). */
 #define WS_FRAME_MAX 65535u
+/* Reads per wake-up before the loop gets a turn for other connections. */
+#define READS_PER_WAKE 4
+/* Layered reads take at most this much from the socket at a time. */
+#define LAYER_READ_MAX 65536
 
-struct tti_transport {
-    struct event_base *base;
-    struct bufferevent *bev;
-    struct evdns_getaddrinfo_request *dns_req;
-    struct event *err_ev;             /* delivers errors outside any call */
-    tt_err err;
-    int err_detail;
-    char err_reason[160];
-    tti_transport_cbs cbs;
-    void *ctx;
-    char *source_addr;
-    uint16_t port;
-    size_t high_water;
-    bool congested;
-    bool connected;
-    bool dead;                        /* freed while DNS was pending */
-    unsigned busy;                    /* inside a session callback that may free us */
-    bool freed;                       /* ...and it did: release on the way out */
+/* TLS, WebSocket and proxy state: only for connections that use them. */
+typedef struct layers {
+    struct evbuffer *sock_in, *sock_out;  /* bytes as they are on the socket */
+    size_t need;                      /* the session waits for this much input */
     /* TLS: the session reads plain_in and writes plain_out. */
     tti_tls_ctx *tls_ctx;
     tti_tls *tls;
@@ -63,23 +60,62 @@ struct tti_transport {
     /* Proxy: TCP goes to the proxy, which is asked for host:port first. */
     tti_proxy px;
     bool px_open;
+} layers;
+
+struct tti_transport {
+    /* The socket: connect completion, then reads (and writes while the socket
+     * is full). After a failure it carries the error to the session instead. */
+    struct event ev;
+    struct event_base *base;
+    tti_io_scratch *io;
+    const tti_transport_cbs *cbs;
+    void *ctx;
+    layers *x;                        /* NULL for plain TCP */
+    struct evdns_getaddrinfo_request *dns_req;
+    const char *source_addr;          /* the caller's */
+    uint8_t *rx;                      /* unparsed input kept between reads */
+    uint8_t *tx;                      /* output the socket has not taken yet */
+    uint32_t rx_len, rx_cap, rx_need;
+    uint32_t tx_off, tx_len, tx_cap;
+    uint32_t high_water;
+    evutil_socket_t fd;
+    uint16_t port;
+    bool connected;
+    bool want_write;                  /* ev also waits for EV_WRITE */
+    bool congested;
+    bool dead;                        /* freed while DNS was pending */
+    bool freed;                       /* freed inside a session callback */
+    uint8_t busy;                     /* inside a session callback that may free us */
+    tt_err err;
+    int err_detail;
+    char *err_reason;
 };
 
 static void release(tti_transport *t) {
-    tti_proxy_fini(&t->px);
-    if (t->tls) tti_tls_free(t->tls);
-    if (t->tls_ctx) tti_tls_ctx_unref(t->tls_ctx);
-    if (t->plain_in) evbuffer_free(t->plain_in);
-    if (t->plain_out) evbuffer_free(t->plain_out);
-    if (t->ws_in) evbuffer_free(t->ws_in);
-    if (t->ws_out) evbuffer_free(t->ws_out);
-    tti_free(t->ws_req);
-    tti_free(t->ws_hs);
-    tti_free(t->host);
-    tti_free(t->sni);
-    tti_free(t->alpn);
-    event_free(t->err_ev);
-    tti_free(t->source_addr);
+    if (t->io && t->io->tx_owner == t) {
+        t->io->tx_owner = NULL;
+        t->io->tx_n = 0;
+    }
+    if (event_initialized(&t->ev)) event_del(&t->ev);
+    if (t->fd >= 0) evutil_closesocket(t->fd);
+    layers *x = t->x;
+    if (x) {
+        tti_proxy_fini(&x->px);
+        if (x->tls) tti_tls_free(x->tls);
+        if (x->tls_ctx) tti_tls_ctx_unref(x->tls_ctx);
+        struct evbuffer *bufs[] = { x->sock_in, x->sock_out, x->plain_in, x->plain_out, x->ws_in, x->ws_out };
+        for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+            if (bufs[i]) evbuffer_free(bufs[i]);
+        tti_free(x->ws_req);
+        tti_free(x->ws_hs);
+        tti_free(x->host);
+        tti_free(x->sni);
+        tti_free(x->alpn);
+        tti_free(x);
+    }
+    tti_free(t->rx);
+    tti_free(t->tx);
+    tti_free(t->err_reason);
     tti_free(t);
 }
 
@@ -87,17 +123,25 @@ static void err_cb(evutil_socket_t fd, short what, void *arg) {
     tti_transport *t = arg;
     (void)fd;
     (void)what;
-    t->cbs.on_error(t->ctx, t->err, t->err_detail, t->err_reason);
+    t->cbs->on_error(t->ctx, t->err, t->err_detail, t->err_reason ? t->err_reason : "connection failed");
 }
 
-/* Errors reach the session on a later turn, never inside one of its calls. */
+/* Errors reach the session on a later turn, never inside one of its calls:
+ * the socket's event is turned into a one-shot that carries it. */
 static void fail(tti_transport *t, tt_err err, int detail, const char *reason) {
-    if (t->bev) bufferevent_disable(t->bev, EV_READ | EV_WRITE);
     if (t->err != TT_OK) return;     /* the first error is the one reported */
     t->err = err;
     t->err_detail = detail;
-    snprintf(t->err_reason, sizeof t->err_reason, "%s", reason);
-    event_active(t->err_ev, EV_TIMEOUT, 0);
+    t->err_reason = tti_strdup(reason);
+    if (event_initialized(&t->ev)) event_del(&t->ev);
+    event_assign(&t->ev, t->base, -1, 0, err_cb, t);
+    event_active(&t->ev, EV_TIMEOUT, 0);
+}
+
+static void fail_errno(tti_transport *t, int e, const char *what) {
+    char reason[160];
+    snprintf(reason, sizeof reason, "%s: %s", what, evutil_socket_error_to_string(e));
+    fail(t, e == ECONNREFUSED ? TT_ECONNREFUSED : TT_ECONNRESET, e, reason);
 }
 
 /* After a session callback: false when the session freed the transport inside
@@ -111,27 +155,278 @@ static bool leave(tti_transport *t) {
 
 static bool call_connected(tti_transport *t) {
     t->busy++;
-    t->cbs.on_connected(t->ctx);
+    t->cbs->on_connected(t->ctx);
     return leave(t);
 }
 
-static bool call_read(tti_transport *t, struct evbuffer *in) {
+static bool call_read(tti_transport *t, const uint8_t *p, size_t n, size_t *used, size_t *need) {
     t->busy++;
-    t->cbs.on_read(t->ctx, in);
+    *need = 0;
+    *used = t->cbs->on_read(t->ctx, p, n, need);
+    if (*used > n) *used = n;
     return leave(t);
+}
+
+static void sock_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Read interest always; write interest only while output waits. */
+static void set_want_write(tti_transport *t, bool on) {
+    if (t->want_write == on || t->err != TT_OK) return;
+    t->want_write = on;
+    event_del(&t->ev);
+    event_assign(&t->ev, t->base, t->fd, (short)(EV_READ | EV_PERSIST | (on ? EV_WRITE : 0)),
+                 sock_cb, t);
+    event_add(&t->ev, NULL);
+}
+
+static size_t pending(const tti_transport *t) {
+    size_t n = t->tx_len - t->tx_off;
+    if (t->io && t->io->tx_owner == t) n += t->io->tx_n;
+    if (t->x) n += evbuffer_get_length(t->x->sock_out);
+    return n;
+}
+
+static void note_pending(tti_transport *t) {
+    if (!t->congested && pending(t) > t->high_water) t->congested = true;
+}
+
+/* ---- Plain TCP output ------------------------------------------------------ */
+
+static bool tx_keep(tti_transport *t, const uint8_t *p, size_t n) {
+    if (t->tx_off && t->tx_off == t->tx_len) t->tx_off = t->tx_len = 0;
+    size_t want = (size_t)t->tx_len + n;
+    if (want > UINT32_MAX) {
+        fail(t, TT_ENOMEM, 0, "output too large");
+        return false;
+    }
+    if (want > t->tx_cap) {
+        if (t->tx_off) {             /* slide the unsent part to the front first */
+            memmove(t->tx, t->tx + t->tx_off, t->tx_len - t->tx_off);
+            t->tx_len -= t->tx_off;
+            t->tx_off = 0;
+            want = (size_t)t->tx_len + n;
+        }
+        size_t cap = t->tx_cap ? t->tx_cap : 4096;
+        while (cap < want) cap *= 2;
+        uint8_t *b = want > t->tx_cap ? tti_realloc(t->tx, cap) : t->tx;
+        if (!b) {
+            fail(t, TT_ENOMEM, 0, "no memory for output");
+            return false;
+        }
+        if (b != t->tx || cap > t->tx_cap) t->tx_cap = (uint32_t)cap;
+        t->tx = b;
+    }
+    memcpy(t->tx + t->tx_len, p, n);
+    t->tx_len += (uint32_t)n;
+    return true;
+}
+
+/* Send now what the socket takes; keep the rest and wait for EV_WRITE. */
+static void raw_send(tti_transport *t, const uint8_t *p, size_t n) {
+    if (t->tx_len > t->tx_off) {     /* older bytes wait: keep the order */
+        (void)tx_keep(t, p, n);
+        return;
+    }
+    ssize_t w = send(t->fd, p, n, MSG_NOSIGNAL);
+    if (w < 0) {
+        int e = errno;
+        if (e != EAGAIN && e != EWOULDBLOCK && e != EINTR) {
+            fail_errno(t, e, "connection lost");
+            return;
+        }
+        w = 0;
+    }
+    if ((size_t)w < n && tx_keep(t, p + w, n - (size_t)w)) set_want_write(t, true);
+}
+
+static void stage_flush(tti_transport *t) {
+    tti_io_scratch *io = t->io;
+    if (io->tx_owner != t) return;
+    size_t n = io->tx_n;
+    io->tx_n = 0;
+    io->tx_owner = NULL;
+    if (n && t->err == TT_OK) raw_send(t, io->tx, n);
+}
+
+/* The socket has room again. False when the transport failed. */
+static bool raw_writable(tti_transport *t) {
+    while (t->tx_len > t->tx_off) {
+        ssize_t w = send(t->fd, t->tx + t->tx_off, t->tx_len - t->tx_off, MSG_NOSIGNAL);
+        if (w < 0) {
+            int e = errno;
+            if (e == EINTR) continue;
+            if (e == EAGAIN || e == EWOULDBLOCK) return true;
+            fail_errno(t, e, "connection lost");
+            return false;
+        }
+        t->tx_off += (uint32_t)w;
+    }
+    /* All out: give the memory back (it was only needed while the peer was slow). */
+    tti_free(t->tx);
+    t->tx = NULL;
+    t->tx_off = t->tx_len = t->tx_cap = 0;
+    set_want_write(t, false);
+    return true;
+}
+
+/* ---- Plain TCP input ------------------------------------------------------- */
+
+/* Keep the unparsed tail (which may already sit in t->rx) for the next read,
+ * and the size of the packet it starts when known. The buffer grows with what
+ * arrives, never to a size a peer merely declares. */
+static bool rx_keep(tti_transport *t, const uint8_t *tail, size_t n, size_t need) {
+    t->rx_need = (uint32_t)need;
+    if (n == 0) {
+        tti_free(t->rx);
+        t->rx = NULL;
+        t->rx_len = t->rx_cap = 0;
+        return true;
+    }
+    if (t->rx && tail >= t->rx && tail < t->rx + t->rx_cap) {
+        if (tail != t->rx) memmove(t->rx, tail, n);
+        t->rx_len = (uint32_t)n;
+        return true;
+    }
+    if (n > t->rx_cap || n < t->rx_cap / 4) {
+        size_t cap = n < 256 ? 256 : n;
+        uint8_t *b = tti_malloc(cap);
+        if (!b) {
+            fail(t, TT_ENOMEM, 0, "no memory for input");
+            return false;
+        }
+        tti_free(t->rx);
+        t->rx = b;
+        t->rx_cap = (uint32_t)cap;
+    }
+    memcpy(t->rx, tail, n);
+    t->rx_len = (uint32_t)n;
+    return true;
+}
+
+static void raw_readable(tti_transport *t) {
+    tti_io_scratch *io = t->io;
+    for (int round = 0; round < READS_PER_WAKE; round++) {
+        /* A packet larger than half the loop's buffer gathers in its own;
+         * everything else is read behind the kept bytes in the shared one. */
+        bool own = t->rx_need > TTI_IO_RX_CAP / 2 || t->rx_len > TTI_IO_RX_CAP / 2;
+        uint8_t *buf;
+        size_t have = t->rx_len, cap;
+        if (own) {
+            if (t->rx_cap - t->rx_len < 4096) {
+                /* Double, up to the packet's size. */
+                size_t ncap = (size_t)t->rx_cap * 2 < TTI_IO_RX_CAP ? TTI_IO_RX_CAP : (size_t)t->rx_cap * 2;
+                if (t->rx_need > t->rx_len && ncap > t->rx_need) ncap = t->rx_need;
+                if (ncap < (size_t)t->rx_len + 4096) ncap = (size_t)t->rx_len + 4096;
+                uint8_t *b = ncap <= UINT32_MAX ? tti_realloc(t->rx, ncap) : NULL;
+                if (!b) {
+                    fail(t, TT_ENOMEM, 0, "no memory for input");
+                    return;
+                }
+                t->rx = b;
+                t->rx_cap = (uint32_t)ncap;
+            }
+            buf = t->rx;
+            cap = t->rx_cap;
+        } else {
+            buf = io->rx;
+            cap = TTI_IO_RX_CAP;
+            if (have) memcpy(buf, t->rx, have);
+        }
+        size_t room = cap - have;
+        ssize_t n = recv(t->fd, buf + have, room, 0);
+        if (n == 0) {
+            fail(t, TT_ECONNRESET, 0, "connection closed by the peer");
+            return;
+        }
+        if (n < 0) {
+            int e = errno;
+            if (e == EAGAIN || e == EWOULDBLOCK || e == EINTR) return;   /* t->rx still holds the tail */
+            fail_errno(t, e, "connection lost");
+            return;
+        }
+        have += (size_t)n;
+        if (own && have < t->rx_need) {
+            t->rx_len = (uint32_t)have;
+            if ((size_t)n < room) return;
+            continue;
+        }
+        size_t used = 0, need = 0;
+        if (!call_read(t, buf, have, &used, &need)) return;
+        if (t->err != TT_OK || t->fd < 0) return;
+        if (!rx_keep(t, buf + used, have - used, need)) return;
+        if ((size_t)n < room) return;    /* the socket is empty */
+    }
+}
+
+/* ---- Layers: TLS, WebSocket, proxy ----------------------------------------- */
+
+/* Write what waits in sock_out; wait for EV_WRITE if the socket is full. */
+static void sock_flush(tti_transport *t) {
+    layers *x = t->x;
+    if (t->err != TT_OK || !t->connected || t->want_write) return;
+    while (evbuffer_get_length(x->sock_out) > 0) {
+        int w = evbuffer_write(x->sock_out, t->fd);
+        if (w < 0) {
+            int e = EVUTIL_SOCKET_ERROR();
+            if (e == EINTR) continue;
+            if (e == EAGAIN || e == EWOULDBLOCK) break;
+            fail_errno(t, e, "connection lost");
+            return;
+        }
+        if (w == 0) break;
+    }
+    if (evbuffer_get_length(x->sock_out) > 0) set_want_write(t, true);
+}
+
+static bool sock_writable(tti_transport *t) {
+    layers *x = t->x;
+    while (evbuffer_get_length(x->sock_out) > 0) {
+        int w = evbuffer_write(x->sock_out, t->fd);
+        if (w < 0) {
+            int e = EVUTIL_SOCKET_ERROR();
+            if (e == EINTR) continue;
+            if (e == EAGAIN || e == EWOULDBLOCK) return true;
+            fail_errno(t, e, "connection lost");
+            return false;
+        }
+        if (w == 0) return true;
+    }
+    set_want_write(t, false);
+    return true;
+}
+
+/* Hand the session what a layer decoded; keep what it did not use. False
+ * when the session freed the transport. */
+static bool layer_deliver(tti_transport *t, struct evbuffer *in) {
+    layers *x = t->x;
+    size_t len = evbuffer_get_length(in);
+    if (len == 0 || len < x->need) return true;
+    const uint8_t *p = evbuffer_pullup(in, -1);
+    if (!p) {
+        fail(t, TT_ENOMEM, 0, "no memory for input");
+        return true;
+    }
+    size_t used = 0, need = 0;
+    if (!call_read(t, p, len, &used, &need)) return false;
+    if (t->err == TT_OK) {
+        evbuffer_drain(in, used);
+        x->need = need;
+    }
+    return true;
 }
 
 static void tls_fail(tti_transport *t, int rc) {
     int code = 0;
-    const char *why = tti_tls_error(t->tls, &code);
+    const char *why = tti_tls_error(t->x->tls, &code);
     if (rc == TT_ECONNRESET) fail(t, TT_ECONNRESET, 0, "TLS connection closed by the peer");
     else fail(t, TT_ETLS, code, why && *why ? why : "TLS failure");
 }
 
 /* TLS: encrypt what waits in plain_out. False after a failure. */
 static bool tls_push(tti_transport *t) {
-    if (!t->tls_up || evbuffer_get_length(t->plain_out) == 0) return true;
-    int rc = tti_tls_write(t->tls, t->plain_out, bufferevent_get_output(t->bev));
+    layers *x = t->x;
+    if (!x->tls_up || evbuffer_get_length(x->plain_out) == 0) return true;
+    int rc = tti_tls_write(x->tls, x->plain_out, x->sock_out);
     if (rc < 0) {
         tls_fail(t, rc);
         return false;
@@ -139,30 +434,28 @@ static bool tls_push(tti_transport *t) {
     return true;
 }
 
-/* ---- WebSocket ------------------------------------------------------------- */
-
 /* Where frames go: TLS's plaintext input, or the socket. */
-static struct evbuffer *ws_lower(tti_transport *t) {
-    return t->tls ? t->plain_out : bufferevent_get_output(t->bev);
-}
+static struct evbuffer *ws_lower(tti_transport *t) { return t->x->tls ? t->x->plain_out : t->x->sock_out; }
 
 /* The connection is up (TLS too): send the upgrade request. */
 static void ws_start(tti_transport *t) {
-    evbuffer_add(ws_lower(t), t->ws_req, strlen(t->ws_req));
-    tti_free(t->ws_req);
-    t->ws_req = NULL;
-    if (t->tls) (void)tls_push(t);
+    layers *x = t->x;
+    evbuffer_add(ws_lower(t), x->ws_req, strlen(x->ws_req));
+    tti_free(x->ws_req);
+    x->ws_req = NULL;
+    if (x->tls) (void)tls_push(t);
 }
 
 /* Wrap everything in ws_out into binary frames, masking while copying straight
  * into the lower buffer. */
 static bool ws_frame_out(tti_transport *t) {
-    struct evbuffer *src = t->ws_out, *dst = ws_lower(t);
+    layers *x = t->x;
+    struct evbuffer *src = x->ws_out, *dst = ws_lower(t);
     size_t left = evbuffer_get_length(src);
     while (left > 0) {
         size_t n = left < WS_FRAME_MAX ? left : WS_FRAME_MAX;
         uint8_t hdr[TTI_WS_MAX_FRAME_HDR], mask[4];
-        int hn = tti_ws_tx_header(&t->ws_tx, TTI_WS_OP_BINARY, true, n, hdr, mask);
+        int hn = tti_ws_tx_header(&x->ws_tx, TTI_WS_OP_BINARY, true, n, hdr, mask);
         if (hn < 0) {
             fail(t, TT_EINTERNAL, 0, "no randomness for WebSocket masks");
             return false;
@@ -198,19 +491,20 @@ static bool ws_frame_out(tti_transport *t) {
 /* The server's upgrade response: 1 once accepted and the session told, 0 not
  * yet (or failed), -1 the session freed the transport meanwhile. */
 static int ws_handshake_input(tti_transport *t, struct evbuffer *in) {
+    layers *x = t->x;
     while (evbuffer_get_length(in) > 0) {
         struct evbuffer_iovec v;
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1) break;
         size_t used = 0;
-        int rc = tti_ws_handshake_feed(t->ws_hs, v.iov_base, v.iov_len, &used);
+        int rc = tti_ws_handshake_feed(x->ws_hs, v.iov_base, v.iov_len, &used);
         /* Not HTTP at all (an MQTT port, say): no line end may ever come. */
         static const char http[] = "HTTP/";
-        size_t seen = t->ws_hs->total, start = seen - used;
+        size_t seen = x->ws_hs->total, start = seen - used;
         for (size_t i = start; rc == 0 && i < seen && i < sizeof http - 1; i++)
             if (((const char *)v.iov_base)[i - start] != http[i]) rc = TT_EPROTO;
         evbuffer_drain(in, used);
         if (rc < 0) {
-            const char *why = t->ws_hs->err ? t->ws_hs->why : "not an HTTP response";
+            const char *why = x->ws_hs->err ? x->ws_hs->why : "not an HTTP response";
             if (!why) why = "bad response";
             char reason[160];
             int status = strncmp(why, "HTTP ", 5) == 0 ? atoi(why + 5) : 0;
@@ -219,11 +513,11 @@ static int ws_handshake_input(tti_transport *t, struct evbuffer *in) {
             return 0;
         }
         if (rc == 1) {
-            tti_free(t->ws_hs);
-            t->ws_hs = NULL;
-            t->ws_up = true;
+            tti_free(x->ws_hs);
+            x->ws_hs = NULL;
+            x->ws_up = true;
             if (!call_connected(t)) return -1;
-            return t->err == TT_OK && t->bev ? 1 : 0;
+            return t->err == TT_OK ? 1 : 0;
         }
     }
     return 0;
@@ -232,6 +526,7 @@ static int ws_handshake_input(tti_transport *t, struct evbuffer *in) {
 /* Frames in: data to ws_in, pings answered. TT_OK, or the decoder's error
  * (whatever came before it is in ws_in). */
 static int ws_decode(tti_transport *t, struct evbuffer *in) {
+    layers *x = t->x;
     bool pong = false;
     int rc = TTI_WS_MORE;
     while (evbuffer_get_length(in) > 0) {
@@ -243,17 +538,17 @@ static int ws_decode(tti_transport *t, struct evbuffer *in) {
         }
         size_t used = 0, dlen = 0;
         const uint8_t *data;
-        rc = tti_ws_rx_feed(&t->ws_rx, v.iov_base, v.iov_len, &used, &data, &dlen);
+        rc = tti_ws_rx_feed(&x->ws_rx, v.iov_base, v.iov_len, &used, &data, &dlen);
         if (rc == TTI_WS_DATA) {
             /* Payload moves without a copy where it fills whole chunks. */
             evbuffer_drain(in, used - dlen);
-            evbuffer_remove_buffer(in, t->ws_in, dlen);
+            evbuffer_remove_buffer(in, x->ws_in, dlen);
         } else {
             evbuffer_drain(in, used);
         }
         if (rc == TTI_WS_PING) {
             uint8_t f[TTI_WS_MAX_FRAME_HDR + TTI_WS_MAX_CONTROL];
-            int n = tti_ws_tx_pong(&t->ws_tx, t->ws_rx.ctl, t->ws_rx.ctl_len, f, sizeof f);
+            int n = tti_ws_tx_pong(&x->ws_tx, x->ws_rx.ctl, x->ws_rx.ctl_len, f, sizeof f);
             if (n > 0) {
                 evbuffer_add(ws_lower(t), f, (size_t)n);
                 pong = true;
@@ -262,20 +557,19 @@ static int ws_decode(tti_transport *t, struct evbuffer *in) {
             break;
         }
     }
-    if (pong && t->tls) (void)tls_push(t);
+    if (pong && x->tls) (void)tls_push(t);
     return rc < 0 ? rc : TT_OK;
 }
 
 static void ws_fail(tti_transport *t, int rc) {
+    const tti_ws_rx *rx = &t->x->ws_rx;
     char reason[160];
     if (rc == TT_ECONNRESET) {
-        const tti_ws_rx *rx = &t->ws_rx;
         snprintf(reason, sizeof reason, "WebSocket closed by the peer: %u%s%s", (unsigned)rx->close_code,
                  rx->close_reason[0] ? " " : "", rx->close_reason);
         fail(t, TT_ECONNRESET, rx->close_code, reason);
     } else {
-        snprintf(reason, sizeof reason, "WebSocket protocol error: %s",
-                 t->ws_rx.why ? t->ws_rx.why : "?");
+        snprintf(reason, sizeof reason, "WebSocket protocol error: %s", rx->why ? rx->why : "?");
         fail(t, TT_EPROTO, 0, reason);
     }
 }
@@ -283,122 +577,148 @@ static void ws_fail(tti_transport *t, int rc) {
 /* Bytes from the layer below (socket or TLS). False when the transport is
  * gone. */
 static bool ws_input(tti_transport *t, struct evbuffer *in) {
-    if (!t->ws_up) {
+    layers *x = t->x;
+    if (!x->ws_up) {
         int up = ws_handshake_input(t, in);
         if (up <= 0) return up == 0;
     }
-    size_t before = evbuffer_get_length(t->ws_in);
     int rc = ws_decode(t, in);
-    if (evbuffer_get_length(t->ws_in) > before && !call_read(t, t->ws_in)) return false;
+    if (!layer_deliver(t, x->ws_in)) return false;
     if (rc < 0 && t->err == TT_OK) ws_fail(t, rc);
     return true;
 }
 
-/* ---- TLS ------------------------------------------------------------------- */
-
-/* Ciphertext arrived: finish the handshake, or decrypt for the session. */
-static void tls_input(tti_transport *t) {
-    struct evbuffer *in = bufferevent_get_input(t->bev), *out = bufferevent_get_output(t->bev);
-    if (!t->tls_up) {
-        int rc = tti_tls_handshake(t->tls, in, out);
-        if (rc == TT_EAGAIN) return;
+/* Ciphertext arrived: finish the handshake, or decrypt for the session.
+ * False when the transport is gone. */
+static bool tls_input(tti_transport *t) {
+    layers *x = t->x;
+    if (!x->tls_up) {
+        int rc = tti_tls_handshake(x->tls, x->sock_in, x->sock_out);
+        if (rc == TT_EAGAIN) return true;
         if (rc != TT_OK) {
             tls_fail(t, rc);
-            return;
+            return true;
         }
-        t->tls_up = true;
-        if (t->ws) ws_start(t);
-        else if (!call_connected(t)) return;
-        if (t->err != TT_OK || !t->bev) return;
+        x->tls_up = true;
+        if (x->ws) ws_start(t);
+        else if (!call_connected(t)) return false;
+        if (t->err != TT_OK) return true;
     }
-    int n = tti_tls_read(t->tls, in, t->plain_in, out);
-    if (evbuffer_get_length(t->plain_in) > 0) {
-        if (t->ws ? !ws_input(t, t->plain_in) : !call_read(t, t->plain_in)) return;
+    int n = tti_tls_read(x->tls, x->sock_in, x->plain_in, x->sock_out);
+    if (evbuffer_get_length(x->plain_in) > 0) {
+        if (x->ws ? !ws_input(t, x->plain_in) : !layer_deliver(t, x->plain_in)) return false;
     }
     if (n < 0 && t->err == TT_OK) tls_fail(t, n);
+    return true;
 }
 
 /* TCP is up (through the proxy, if any): start TLS or WebSocket, or tell
  * the session. False when the session freed the transport meanwhile. */
 static bool tunnel_up(tti_transport *t) {
-    if (!t->tls_ctx) {
-        if (t->ws) ws_start(t);
+    layers *x = t->x;
+    if (!x || !x->tls_ctx) {
+        if (x && x->ws) ws_start(t);
         else return call_connected(t);
         return true;
     }
     tt_err err = TT_OK;
-    t->tls = tti_tls_new(t->tls_ctx, t->host, t->sni, t->alpn, &err);
-    t->plain_in = evbuffer_new();
-    t->plain_out = evbuffer_new();
-    if (!t->tls || !t->plain_in || !t->plain_out) {
+    x->tls = tti_tls_new(x->tls_ctx, x->host, x->sni, x->alpn, &err);
+    x->plain_in = evbuffer_new();
+    x->plain_out = evbuffer_new();
+    if (!x->tls || !x->plain_in || !x->plain_out) {
         fail(t, err != TT_OK ? err : TT_ENOMEM, 0, "cannot start TLS");
         return true;
     }
-    tls_input(t);                    /* sends the ClientHello */
-    return true;
+    return tls_input(t);             /* sends the ClientHello */
 }
 
-static void read_cb(struct bufferevent *bev, void *arg) {
-    tti_transport *t = arg;
-    if (t->px.kind && !t->px_open) {
-        struct evbuffer *in = bufferevent_get_input(bev);
-        int r = tti_proxy_input(&t->px, in, bufferevent_get_output(bev));
-        if (r < 0) fail(t, t->px.err, t->px.detail, t->px.reason);
-        if (r <= 0) return;
-        t->px_open = true;
-        TTI_LOG(DEBUG, "transport", "proxy tunnel to port %u open", (unsigned)t->px.port);
-        if (!tunnel_up(t) || t->err != TT_OK || !t->bev || evbuffer_get_length(in) == 0) return;
+/* Socket input for a layered connection. False when the transport is gone. */
+static bool layered_readable(tti_transport *t) {
+    layers *x = t->x;
+    int n = evbuffer_read(x->sock_in, t->fd, LAYER_READ_MAX);
+    if (n == 0) {
+        fail(t, TT_ECONNRESET, 0,
+             x->px.kind && !x->px_open ? "proxy closed the connection" : "connection closed by the peer");
+        return true;
     }
-    if (t->tls) tls_input(t);
-    else if (t->ws) (void)ws_input(t, bufferevent_get_input(bev));
-    else t->cbs.on_read(t->ctx, bufferevent_get_input(bev));
-}
-
-static void write_cb(struct bufferevent *bev, void *arg) {
-    tti_transport *t = arg;
-    (void)bev;
-    if (t->congested) {
-        t->congested = false;
-        t->cbs.on_drained(t->ctx);
+    if (n < 0) {
+        int e = EVUTIL_SOCKET_ERROR();
+        if (e != EAGAIN && e != EWOULDBLOCK && e != EINTR) fail_errno(t, e, "connection lost");
+        return true;
     }
+    if (x->px.kind && !x->px_open) {
+        int r = tti_proxy_input(&x->px, x->sock_in, x->sock_out);
+        if (r < 0) fail(t, x->px.err, x->px.detail, x->px.reason);
+        if (r <= 0) return true;
+        x->px_open = true;
+        TTI_LOG(DEBUG, "transport", "proxy tunnel to port %u open", (unsigned)x->px.port);
+        if (!tunnel_up(t)) return false;
+        if (t->err != TT_OK || evbuffer_get_length(x->sock_in) == 0) return true;
+    }
+    if (x->tls) return tls_input(t);
+    if (x->ws) return ws_input(t, x->sock_in);
+    return layer_deliver(t, x->sock_in);
 }
 
-static void event_cb(struct bufferevent *bev, short what, void *arg) {
-    tti_transport *t = arg;
-    (void)bev;
-    if (what & BEV_EVENT_CONNECTED) {
-        t->connected = true;
-        int one = 1;
-        evutil_socket_t fd = bufferevent_getfd(t->bev);
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        bufferevent_enable(t->bev, EV_READ | EV_WRITE);
-        if (t->px.kind) (void)tti_proxy_begin(&t->px, bufferevent_get_output(t->bev));
-        else (void)tunnel_up(t);
+/* ---- The socket ------------------------------------------------------------ */
+
+/* The non-blocking connect finished (the socket became writable). */
+static void connect_done(tti_transport *t) {
+    int e = 0;
+    socklen_t elen = sizeof e;
+    if (getsockopt(t->fd, SOL_SOCKET, SO_ERROR, &e, &elen) != 0) e = errno;
+    if (e != 0) {
+        char reason[160];
+        snprintf(reason, sizeof reason, "connect to %sport %u failed: %s",
+                 t->x && t->x->px.kind ? "proxy " : "", (unsigned)t->port, evutil_socket_error_to_string(e));
+        fail(t, e == ECONNREFUSED ? TT_ECONNREFUSED : TT_ECONNRESET, e, reason);
         return;
     }
-    int err = EVUTIL_SOCKET_ERROR();
-    char reason[160];
-    if (what & BEV_EVENT_EOF) {
-        fail(t, TT_ECONNRESET, 0,
-             t->px.kind && !t->px_open ? "proxy closed the connection" : "connection closed by the peer");
-    } else if (!t->connected) {
-        snprintf(reason, sizeof reason, "connect to %sport %u failed: %s", t->px.kind ? "proxy " : "",
-                 (unsigned)t->port, evutil_socket_error_to_string(err));
-        fail(t, err == ECONNREFUSED ? TT_ECONNREFUSED : TT_ECONNRESET, err, reason);
-    } else {
-        snprintf(reason, sizeof reason, "connection lost: %s", evutil_socket_error_to_string(err));
-        fail(t, TT_ECONNRESET, err, reason);
+    t->connected = true;
+    int one = 1;
+    setsockopt(t->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    event_assign(&t->ev, t->base, t->fd, EV_READ | EV_PERSIST, sock_cb, t);
+    event_add(&t->ev, NULL);
+    if (t->x && t->x->px.kind) (void)tti_proxy_begin(&t->x->px, t->x->sock_out);
+    else if (!tunnel_up(t)) return;
+    if (t->x) sock_flush(t);
+}
+
+static void sock_cb(evutil_socket_t fd, short what, void *arg) {
+    tti_transport *t = arg;
+    (void)fd;
+    if (!t->connected) {
+        connect_done(t);
+        return;
     }
+    if (what & EV_WRITE) {
+        bool ok = t->x ? sock_writable(t) : raw_writable(t);
+        if (!ok) return;
+        if (t->congested && pending(t) <= t->high_water / 2) {
+            t->congested = false;
+            t->busy++;
+            t->cbs->on_drained(t->ctx);
+            if (!leave(t) || t->err != TT_OK) return;
+        }
+    }
+    if (!(what & EV_READ)) return;
+    if (!t->x) {
+        raw_readable(t);
+        return;
+    }
+    if (!layered_readable(t)) return;
+    if (t->err == TT_OK) sock_flush(t);
 }
 
 static void start_tcp(tti_transport *t, const struct sockaddr *sa, socklen_t salen) {
     evutil_socket_t fd = socket(sa->sa_family, SOCK_STREAM, 0);
     if (fd < 0) {
-        fail(t, TT_ECONNRESET, errno, "socket() failed");
+        fail_errno(t, errno, "socket() failed");
         return;
     }
     evutil_make_socket_nonblocking(fd);
     evutil_make_socket_closeonexec(fd);
+    t->fd = fd;
     if (t->source_addr) {
         /* A bare IPv4 or IPv6 address, any port (libevent's "host:port"
          * parser refuses port 0). */
@@ -416,25 +736,21 @@ static void start_tcp(tti_transport *t, const struct sockaddr *sa, socklen_t sal
             srclen = sizeof *s6;
         }
         if (srclen == 0 || bind(fd, (struct sockaddr *)&src, srclen) != 0) {
-            int e = errno;
-            evutil_closesocket(fd);
-            fail(t, TT_EINVAL, e, "cannot bind the source address");
+            fail(t, TT_EINVAL, errno, "cannot bind the source address");
             return;
         }
     }
-    t->bev = bufferevent_socket_new(t->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (!t->bev) {
-        evutil_closesocket(fd);
-        fail(t, TT_ENOMEM, 0, "no memory for the connection");
+    if (connect(fd, sa, salen) != 0 && errno != EINPROGRESS) {
+        int e = errno;
+        char reason[160];
+        snprintf(reason, sizeof reason, "connect to %sport %u failed: %s",
+                 t->x && t->x->px.kind ? "proxy " : "", (unsigned)t->port, evutil_socket_error_to_string(e));
+        fail(t, e == ECONNREFUSED ? TT_ECONNREFUSED : TT_ECONNRESET, e, reason);
         return;
     }
-    bufferevent_setcb(t->bev, read_cb, write_cb, event_cb, t);
-    bufferevent_setwatermark(t->bev, EV_WRITE, t->high_water / 2, 0);
-    if (bufferevent_socket_connect(t->bev, sa, (int)salen) != 0) {
-        int e = EVUTIL_SOCKET_ERROR();
-        fail(t, e == ECONNREFUSED ? TT_ECONNREFUSED : TT_ECONNRESET, e,
-             evutil_socket_error_to_string(e));
-    }
+    /* Writable once connected (or failed), even when connect() finished at once. */
+    event_assign(&t->ev, t->base, fd, EV_WRITE, sock_cb, t);
+    event_add(&t->ev, NULL);
 }
 
 static void dns_cb(int result, struct evutil_addrinfo *res, void *arg) {
@@ -457,69 +773,72 @@ static void dns_cb(int result, struct evutil_addrinfo *res, void *arg) {
 
 /* The upgrade request (with a fresh key) and the frame state, made up front so
  * a bad path or host fails the call. */
-static tt_err ws_prepare(tti_transport *t, const tti_transport_opts *o) {
+static tt_err ws_prepare(layers *x, const tti_transport_opts *o) {
     const char *host = o->ws_host ? o->ws_host : o->host;
     const char *path = o->ws_path && *o->ws_path ? o->ws_path : "/mqtt";
     size_t cap = strlen(host) + strlen(path) + 256;
-    t->ws = true;
-    t->ws_hs = tti_malloc(sizeof *t->ws_hs);
-    t->ws_req = tti_malloc(cap);
-    t->ws_in = evbuffer_new();
-    t->ws_out = evbuffer_new();
-    if (!t->ws_hs || !t->ws_req || !t->ws_in || !t->ws_out) return TT_ENOMEM;
-    if (tti_ws_handshake_init(t->ws_hs) != TT_OK) return TT_EINTERNAL;
-    int n = tti_ws_handshake_request(t->ws_hs, host, o->ws_port ? o->ws_port : o->port, o->tls,
-                                     path, t->ws_req, cap);
+    x->ws = true;
+    x->ws_hs = tti_malloc(sizeof *x->ws_hs);
+    x->ws_req = tti_malloc(cap);
+    x->ws_in = evbuffer_new();
+    x->ws_out = evbuffer_new();
+    if (!x->ws_hs || !x->ws_req || !x->ws_in || !x->ws_out) return TT_ENOMEM;
+    if (tti_ws_handshake_init(x->ws_hs) != TT_OK) return TT_EINTERNAL;
+    int n = tti_ws_handshake_request(x->ws_hs, host, o->ws_port ? o->ws_port : o->port, o->tls,
+                                     path, x->ws_req, cap);
     if (n < 0) return n == TT_ENOMEM ? TT_ENOMEM : TT_EINVAL;
-    tti_ws_rx_init(&t->ws_rx, 0);
-    tti_ws_tx_init(&t->ws_tx);
+    tti_ws_rx_init(&x->ws_rx, 0);
+    tti_ws_tx_init(&x->ws_tx);
+    return TT_OK;
+}
+
+static tt_err layers_new(tti_transport *t, const tti_transport_opts *o) {
+    layers *x = tti_calloc(1, sizeof *x);
+    if (!x) return TT_ENOMEM;
+    t->x = x;
+    x->sock_in = evbuffer_new();
+    x->sock_out = evbuffer_new();
+    if (!x->sock_in || !x->sock_out) return TT_ENOMEM;
+    if (o->tls) {
+        x->tls_ctx = tti_tls_ctx_ref(o->tls_ctx);
+        x->host = tti_strdup(o->host);
+        x->sni = o->tls_opts && o->tls_opts->sni ? tti_strdup(o->tls_opts->sni) : NULL;
+        x->alpn = o->tls_opts && o->tls_opts->alpn ? tti_strdup(o->tls_opts->alpn) : NULL;
+        if (!x->host) return TT_ENOMEM;
+    }
+    if (o->ws) {
+        tt_err err = ws_prepare(x, o);
+        if (err != TT_OK) return err;
+    }
+    if (o->proxy) return tti_proxy_init(&x->px, o->proxy, o->host, o->port, o->proxy_user, o->proxy_pass);
     return TT_OK;
 }
 
 tt_err tti_transport_connect(struct event_base *base, const tti_transport_opts *o,
                              const tti_transport_cbs *cbs, void *ctx, tti_transport **out) {
-    if (o->tls && !o->tls_ctx) return TT_EINVAL;
+    if ((o->tls && !o->tls_ctx) || !o->io) return TT_EINVAL;
     tti_transport *t = tti_calloc(1, sizeof *t);
     if (!t) return TT_ENOMEM;
-    t->err_ev = event_new(base, -1, 0, err_cb, t);
-    if (!t->err_ev) {
-        tti_free(t);
-        return TT_ENOMEM;
-    }
-    if (o->tls) {
-        t->tls_ctx = tti_tls_ctx_ref(o->tls_ctx);
-        t->host = tti_strdup(o->host);
-        t->sni = o->tls_opts && o->tls_opts->sni ? tti_strdup(o->tls_opts->sni) : NULL;
-        t->alpn = o->tls_opts && o->tls_opts->alpn ? tti_strdup(o->tls_opts->alpn) : NULL;
-        if (!t->host) {
-            release(t);
-            return TT_ENOMEM;
-        }
-    }
+    t->fd = -1;
     t->base = base;
-    t->cbs = *cbs;
+    t->io = o->io;
+    t->cbs = cbs;
     t->ctx = ctx;
     t->port = o->port;
-    t->high_water = o->high_water ? o->high_water : 4u << 20;
-    if (o->ws) {
-        tt_err err = ws_prepare(t, o);
+    t->source_addr = o->source_addr;
+    size_t hw = o->high_water ? o->high_water : 4u << 20;
+    t->high_water = hw > UINT32_MAX / 2 ? UINT32_MAX / 2 : (uint32_t)hw;
+    if (o->tls || o->ws || o->proxy) {
+        tt_err err = layers_new(t, o);
         if (err != TT_OK) {
+            t->io = NULL;
             release(t);
             return err;
         }
-    }
-    if (o->source_addr && !(t->source_addr = tti_strdup(o->source_addr))) {
-        release(t);
-        return TT_ENOMEM;
     }
     const char *host = o->host;
     uint16_t port = o->port;
     if (o->proxy) {
-        tt_err err = tti_proxy_init(&t->px, o->proxy, o->host, o->port, o->proxy_user, o->proxy_pass);
-        if (err != TT_OK) {
-            release(t);
-            return err;
-        }
         host = o->proxy_host;
         port = o->proxy_port;
         t->port = port;
@@ -552,36 +871,68 @@ tt_err tti_transport_connect(struct event_base *base, const tti_transport_opts *
     return TT_OK;
 }
 
-struct evbuffer *tti_transport_out(tti_transport *t) {
-    if (t->ws) return t->ws_out;
-    if (t->tls) return t->plain_out;
-    return t->bev ? bufferevent_get_output(t->bev) : NULL;
+void tti_transport_write(tti_transport *t, const void *p, size_t n) {
+    if (t->err != TT_OK || !t->connected || n == 0) return;
+    layers *x = t->x;
+    if (x) {
+        evbuffer_add(x->ws ? x->ws_out : x->tls ? x->plain_out : x->sock_out, p, n);
+        return;
+    }
+    if (t->tx_len > t->tx_off) {     /* the socket is behind: join the queue */
+        (void)tx_keep(t, p, n);
+        return;
+    }
+    tti_io_scratch *io = t->io;
+    if (io->tx_owner != t) {
+        /* Another connection's batch is still staged (it missed its flush). */
+        if (io->tx_owner) stage_flush(io->tx_owner);
+        io->tx_owner = t;
+    }
+    if (io->tx_n + n > TTI_IO_TX_CAP) {
+        stage_flush(t);
+        if (t->err != TT_OK) return;
+        if (n > TTI_IO_TX_CAP / 2) {
+            raw_send(t, p, n);
+            return;
+        }
+        io->tx_owner = t;
+    }
+    memcpy(io->tx + io->tx_n, p, n);
+    io->tx_n += n;
 }
 
 void tti_transport_flush(tti_transport *t) {
-    if (!t->bev) return;
-    if (t->ws && t->ws_up && evbuffer_get_length(t->ws_out) > 0 && !ws_frame_out(t)) return;
-    if (t->tls && !tls_push(t)) return;
-    if (!t->congested && evbuffer_get_length(bufferevent_get_output(t->bev)) > t->high_water)
-        t->congested = true;
+    if (t->err != TT_OK || !t->connected) return;
+    layers *x = t->x;
+    if (!x) {
+        stage_flush(t);
+    } else {
+        if (x->ws && x->ws_up && evbuffer_get_length(x->ws_out) > 0 && !ws_frame_out(t)) return;
+        if (x->tls && !tls_push(t)) return;
+        sock_flush(t);
+    }
+    note_pending(t);
 }
 
-size_t tti_transport_pending(tti_transport *t) {
-    return t->bev ? evbuffer_get_length(bufferevent_get_output(t->bev)) : 0;
-}
+size_t tti_transport_pending(tti_transport *t) { return pending(t); }
 
 bool tti_transport_congested(tti_transport *t) {
-    tti_transport_flush(t);
+    note_pending(t);
     return t->congested;
 }
 
 void tti_transport_free(tti_transport *t) {
     if (!t) return;
-    event_del(t->err_ev);
-    if (t->bev) {
-        bufferevent_free(t->bev);
-        t->bev = NULL;
+    if (t->io && t->io->tx_owner == t) {     /* unflushed bytes die with the connection */
+        t->io->tx_owner = NULL;
+        t->io->tx_n = 0;
     }
+    if (event_initialized(&t->ev)) event_del(&t->ev);
+    if (t->fd >= 0) {
+        evutil_closesocket(t->fd);
+        t->fd = -1;
+    }
+    t->err = t->err != TT_OK ? t->err : TT_ECLOSED;   /* no more writes */
     if (t->dns_req) {
         /* The resolver calls back with a cancel result and frees us there. */
         t->dead = true;

@@ -3,10 +3,12 @@
  * and reports to the session through callbacks on that same thread; it never
  * parses MQTT.
  *
- * Reads: every wake-up hands the session the whole input buffer, which parses
- * every complete packet in it. Writes: the session appends packets to
- * tti_transport_out() and calls tti_transport_flush() once per batch, so many
- * packets leave in one write. */
+ * Reads: every wake-up hands the session all unparsed input as one contiguous
+ * span; it parses every complete packet in place and says how much it used.
+ * Plain TCP reads into the loop's shared buffer (actors/loop.h), so an idle
+ * connection holds no buffer at all. Writes: the session hands packets to
+ * tti_transport_write() and calls tti_transport_flush() once per batch, so
+ * many packets leave in one system call. */
 #ifndef TTI_TRANSPORT_H
 #define TTI_TRANSPORT_H
 
@@ -24,18 +26,25 @@ typedef struct tti_transport tti_transport;
 typedef struct tti_transport_cbs {
     /* TCP connected (and TLS, WebSocket handshakes done): the session may write. */
     void (*on_connected)(void *ctx);
-    /* Bytes arrived; consume what is complete and leave the rest. */
-    void (*on_read)(void *ctx, struct evbuffer *in);
+    /* Bytes arrived: `data` is everything not consumed yet. Return how many
+     * bytes were consumed (whole packets); the rest is kept for the next call.
+     * Set *need to the size of the incomplete packet at the end when its
+     * header says it (0 otherwise), so a large one is gathered first. `data`
+     * is valid during the call only. */
+    size_t (*on_read)(void *ctx, const uint8_t *data, size_t len, size_t *need);
     /* Output fell below the low-water mark after being above the high one. */
     void (*on_drained)(void *ctx);
     /* The connection failed or closed; the transport is dead (free it). */
     void (*on_error)(void *ctx, tt_err err, int detail, const char *reason);
 } tti_transport_cbs;
 
+struct tti_io_scratch;
+
 typedef struct tti_transport_opts {
+    struct tti_io_scratch *io;         /* the loop's shared buffers (required) */
     const char *host;
     uint16_t port;
-    const char *source_addr;           /* NULL: any */
+    const char *source_addr;           /* NULL: any; must outlive the transport */
     struct evdns_base *dns;            /* resolver for host names (the loop's) */
     bool tls;
     const tt_tls_opts *tls_opts;       /* used when tls */
@@ -59,9 +68,11 @@ typedef struct tti_transport_opts {
 tt_err tti_transport_connect(struct event_base *base, const tti_transport_opts *o,
                              const tti_transport_cbs *cbs, void *ctx, tti_transport **out);
 
-/* Where the session appends outgoing bytes (valid while connected). */
-struct evbuffer *tti_transport_out(tti_transport *t);
-/* Push what was appended to the connection (TLS: encrypt it). */
+/* Queue outgoing bytes (after on_connected; ignored once failed). They may
+ * wait in the loop's shared buffer until tti_transport_flush(), which every
+ * batch of writes must end with. */
+void tti_transport_write(tti_transport *t, const void *p, size_t n);
+/* Push what was written to the connection (TLS: encrypt it). */
 void tti_transport_flush(tti_transport *t);
 /* Bytes accepted but not yet written to the socket. */
 size_t tti_transport_pending(tti_transport *t);

@@ -122,7 +122,7 @@ static inline void st_add(_Atomic uint64_t *a, uint64_t n) {
 }
 
 static void out_bytes(tt_client *c, const void *p, size_t n) {
-    evbuffer_add(tti_transport_out(c->tr), p, n);
+    tti_transport_write(c->tr, p, n);
     st_add(&c->st_bytes_out, n);
     c->tx_mark = true;
 }
@@ -327,7 +327,7 @@ typedef struct stage {
 
 static void stage_flush(tt_client *c, stage *st) {
     if (!st->n) return;
-    evbuffer_add(tti_transport_out(c->tr), st->buf, st->n);
+    tti_transport_write(c->tr, st->buf, st->n);
     st_add(&c->st_bytes_out, st->n);
     st->n = 0;
     st->congested = tti_transport_congested(c->tr);
@@ -351,7 +351,7 @@ static void stage_pub(tt_client *c, stage *st, tti_pubreq *p) {
     }
     if (st->n + p->len > sizeof st->buf) stage_flush(c, st);
     if (p->len > sizeof st->buf / 2) {
-        evbuffer_add(tti_transport_out(c->tr), p->data, p->len);
+        tti_transport_write(c->tr, p->data, p->len);
         st_add(&c->st_bytes_out, p->len);
         st->congested = tti_transport_congested(c->tr);
         return;
@@ -1000,52 +1000,53 @@ static void on_packet(tt_client *c, const tti_mqtt_pkt *pkt) {
     lost(c, TT_EPROTO, 0, why);
 }
 
-static void read_packets(tt_client *c, struct evbuffer *in);
+static size_t read_packets(tt_client *c, const uint8_t *data, size_t len, size_t *need);
 
-static void tr_read(void *ctx, struct evbuffer *in) {
+static size_t tr_read(void *ctx, const uint8_t *data, size_t len, size_t *need) {
     tt_client *c = ctx;
     c->last_rx_ms = mono_ms();
     acks.owner = c;
     acks.tr = c->tr;
     acks.n = 0;
-    read_packets(c, in);
+    size_t used = read_packets(c, data, len, need);
     acks_flush(c);
     acks.owner = NULL;
     if (c->tr) tti_transport_flush(c->tr);
+    return used;
 }
 
-static void read_packets(tt_client *c, struct evbuffer *in) {
-    /* Every complete packet in the buffer, one wake-up. */
-    for (;;) {
-        size_t have = evbuffer_get_length(in);
-        if (have < 2) break;
-        uint8_t hdr[TTI_MQTT_MAX_FIXED_HDR];
-        size_t hn = have < sizeof hdr ? have : sizeof hdr;
-        evbuffer_copyout(in, hdr, hn);
+/* Every complete packet in the input, parsed in place; returns the bytes used. */
+static size_t read_packets(tt_client *c, const uint8_t *data, size_t len, size_t *need) {
+    size_t off = 0;
+    while (len - off >= 2) {
         tti_mqtt_fixed fx;
         const char *why = NULL;
-        int r = tti_mqtt_decode_fixed(hdr, hn, c->version, c->max_packet, &fx, &why);
+        int r = tti_mqtt_decode_fixed(data + off, len - off, c->version, c->max_packet, &fx, &why);
         if (r < 0) {
             lost(c, TT_EPROTO, TTI_MQTT_RC_MALFORMED_PACKET, why ? why : "malformed packet");
-            return;
+            return off;
         }
-        if (r == 0 || have < fx.total) break;
-        const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)fx.total);
+        if (r == 0) break;
+        if (len - off < fx.total) {
+            *need = fx.total;
+            break;
+        }
         tti_mqtt_pkt pkt;
-        r = tti_mqtt_decode(p, fx.total, c->version, c->max_packet, &pkt, &why);
+        r = tti_mqtt_decode(data + off, fx.total, c->version, c->max_packet, &pkt, &why);
         if (r <= 0) {
             char msg[160];
             snprintf(msg, sizeof msg, "malformed %s from the broker: %s", tti_mqtt_type_str(fx.type),
                      why ? why : "?");
             lost(c, TT_EPROTO, TTI_MQTT_RC_MALFORMED_PACKET, msg);
-            return;
+            return off;
         }
         st_add(&c->st_bytes_in, fx.total);
         on_packet(c, &pkt);
-        if (!c->tr) break;           /* the connection was dropped: `in` is gone */
-        evbuffer_drain(in, fx.total);
+        off += fx.total;
+        if (!c->tr) break;           /* the connection was dropped */
     }
     flush_rx(c);
+    return off;
 }
 
 /* ---- Connection life --------------------------------------------------------- */
@@ -1068,6 +1069,7 @@ static const tti_transport_cbs tr_cbs = { tr_connected, tr_read, tr_drained, tr_
 static void start_connect(tt_client *c) {
     tti_transport_opts o;
     memset(&o, 0, sizeof o);
+    o.io = tti_loop_io(c->actor.loop);
     o.host = c->host;
     o.port = c->port;
     o.source_addr = c->source_addr;
