@@ -50,7 +50,7 @@ typedef struct tti_actor_ops {
 
 struct tti_actor {
     tti_mpsc mbox;
-    _Alignas(64) atomic_bool scheduled;
+    atomic_bool scheduled;
     atomic_bool closed;               /* stop requested: sends fail */
     atomic_bool aborting;             /* runtime shutdown: drop, don't handle */
     atomic_int refs;

@@ -29,7 +29,7 @@ typedef struct tti_io_scratch {
 } tti_io_scratch;
 
 typedef struct tti_loop {
-    tti_mpsc ready;                   /* actors with messages waiting */
+    _Alignas(64) tti_mpsc ready;      /* actors with messages waiting */
     _Alignas(64) atomic_bool wake_pending;
     struct event_base *base;
     struct event *wake_ev;            /* runs the ready queue; also a zero timer to yield */

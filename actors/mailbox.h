@@ -16,9 +16,12 @@ typedef struct tti_mpsc_node {
     _Atomic(struct tti_mpsc_node *) next;
 } tti_mpsc_node;
 
+/* Compact (24 bytes): every client has one, and thousands of idle clients
+ * pay for padding; producers and the consumer meet once per batch, not per
+ * message, so sharing a cache line costs little. */
 typedef struct tti_mpsc {
-    _Alignas(64) _Atomic(tti_mpsc_node *) head;  /* producers swap here */
-    _Alignas(64) tti_mpsc_node *tail;            /* consumer only */
+    _Atomic(tti_mpsc_node *) head;    /* producers swap here */
+    tti_mpsc_node *tail;              /* consumer only */
     tti_mpsc_node stub;
 } tti_mpsc;
 

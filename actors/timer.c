@@ -2,11 +2,13 @@
 #include "actors/timer.h"
 
 #include <event2/event.h>
+#include <event2/event_struct.h>
 
 #include "actors/core/alloc.h"
 
+/* One allocation: the event lives inside. */
 struct tti_timer {
-    struct event *ev;
+    struct event ev;
     tti_timer_fn fn;
     void *arg;
 };
@@ -25,8 +27,7 @@ tti_timer *tti_timer_new(tti_actor *a, tti_timer_fn fn, void *arg) {
     if (!t) return NULL;
     t->fn = fn;
     t->arg = arg;
-    t->ev = event_new(a->loop->base, -1, 0, timer_cb, t);
-    if (!t->ev) {
+    if (event_assign(&t->ev, a->loop->base, -1, 0, timer_cb, t) != 0) {
         tti_free(t);
         return NULL;
     }
@@ -35,15 +36,15 @@ tti_timer *tti_timer_new(tti_actor *a, tti_timer_fn fn, void *arg) {
 
 void tti_timer_arm(tti_timer *t, uint32_t ms) {
     struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
-    event_add(t->ev, &tv);
+    event_add(&t->ev, &tv);
 }
 
-void tti_timer_cancel(tti_timer *t) { event_del(t->ev); }
+void tti_timer_cancel(tti_timer *t) { event_del(&t->ev); }
 
-bool tti_timer_armed(const tti_timer *t) { return event_pending(t->ev, EV_TIMEOUT, NULL) != 0; }
+bool tti_timer_armed(const tti_timer *t) { return event_pending(&t->ev, EV_TIMEOUT, NULL) != 0; }
 
 void tti_timer_free(tti_timer *t) {
     if (!t) return;
-    event_free(t->ev);
+    event_del(&t->ev);
     tti_free(t);
 }

@@ -30,7 +30,13 @@ static uint64_t mono_us(void) {
 }
 static uint64_t mono_ms(void) { return mono_us() / 1000u; }
 
-/* ---- Packet ids: 256 lazily allocated pages of 256 slots ------------------ */
+/* ---- Packet ids: 256 lazily allocated pages of 256 slots ------------------
+ *
+ * A page's slot 256 counts its used slots; a page that empties is freed, so
+ * a client holds pages only for the ids in flight (a steady window of W ids
+ * spans about W/256 + 1 pages, not every page the counter has passed). */
+
+#define ID_PAGE 256
 
 static void **id_slot(tt_client *c, uint16_t id, bool make) {
     if (!c->ids) {                   /* the page directory, on first use */
@@ -39,7 +45,7 @@ static void **id_slot(tt_client *c, uint16_t id, bool make) {
     void **page = c->ids[id >> 8];
     if (!page) {
         if (!make) return NULL;
-        page = tti_calloc(256, sizeof(void *));
+        page = tti_calloc(ID_PAGE + 1, sizeof(void *));
         if (!page) return NULL;
         c->ids[id >> 8] = page;
     }
@@ -51,9 +57,24 @@ static void *id_get(tt_client *c, uint16_t id) {
     return s ? *s : NULL;
 }
 
+/* Set or clear one slot, keeping its page's count. */
+static void id_set(tt_client *c, uint16_t id, void **s, void *v) {
+    void **page = c->ids[id >> 8];
+    uintptr_t n = (uintptr_t)page[ID_PAGE];
+    if (v && !*s) n++;
+    else if (!v && *s) n--;
+    *s = v;
+    if (n == 0) {
+        tti_free(page);
+        c->ids[id >> 8] = NULL;
+    } else {
+        page[ID_PAGE] = (void *)n;
+    }
+}
+
 static void id_put(tt_client *c, uint16_t id, void *v) {
     void **s = id_slot(c, id, v != NULL);
-    if (s) *s = v;
+    if (s) id_set(c, id, s, v);
 }
 
 /* A free packet id, or 0 when all 65535 are taken. */
@@ -64,7 +85,7 @@ static uint16_t id_alloc(tt_client *c, void *v) {
         void **s = id_slot(c, id, true);
         if (!s) return 0;
         if (!*s) {
-            *s = v;
+            id_set(c, id, s, v);
             return id;
         }
     }
@@ -706,13 +727,14 @@ static void deliver(tt_client *c, const tti_mqtt_pkt *pkt, tti_mqtt_str topic) {
         return;
     }
     {
-        pthread_mutex_lock(&c->pull_lock);
+        tti_pull *pl = c->pl;
+        pthread_mutex_lock(&pl->lock);
         m->pull_next = NULL;
-        if (c->pull_tail) c->pull_tail->pull_next = m;
-        else c->pull_head = m;
-        c->pull_tail = m;
-        pthread_cond_signal(&c->pull_cond);
-        pthread_mutex_unlock(&c->pull_lock);
+        if (pl->tail) pl->tail->pull_next = m;
+        else pl->head = m;
+        pl->tail = m;
+        pthread_cond_signal(&pl->cond);
+        pthread_mutex_unlock(&pl->lock);
     }
 }
 
@@ -1075,7 +1097,7 @@ static void start_connect(tt_client *c) {
     o.source_addr = c->source_addr;
     o.dns = tti_loop_dns(c->actor.loop);
     o.tls = c->tls;
-    o.tls_opts = &c->tls_opts;
+    o.tls_opts = c->tls_opts;
     o.tls_ctx = c->tls_ctx;
     o.ws = c->ws;
     o.ws_path = c->ws_path;
@@ -1116,11 +1138,12 @@ static void fail_transient(tt_client *c, tt_err err, const char *why) {
     }
     c->ping_tail = NULL;
     for (int pg = 0; pg < 256; pg++) {
-        if (!c->ids || !c->ids[pg]) continue;
-        for (int i = 0; i < 256; i++) {
-            tti_req *r = c->ids[pg][i];
+        for (int i = 0; i < 256 && c->ids && c->ids[pg]; i++) {
+            uint16_t id = (uint16_t)(pg << 8 | i);
+            void **slot = &c->ids[pg][i];
+            tti_req *r = *slot;
             if (r && r->msg.type != TTI_REQ_PUBLISH) {
-                c->ids[pg][i] = NULL;
+                id_set(c, id, slot, NULL);
                 tti_subreq *s = (tti_subreq *)(void *)r;
                 if (c->reconnect && c->want_up && !s->internal) {
                     s->sent = false;           /* resent after the next CONNACK */
@@ -1380,10 +1403,12 @@ void tti_session_stopped(tt_client *c) {
     fail_queue(c, TT_ECLOSED, "client closed");
     tti_timer_free(c->timer);
     c->timer = NULL;
-    pthread_mutex_lock(&c->pull_lock);
-    c->pull_closed = true;
-    pthread_cond_broadcast(&c->pull_cond);
-    pthread_mutex_unlock(&c->pull_lock);
+    if (c->pl) {
+        pthread_mutex_lock(&c->pl->lock);
+        c->pl->closed = true;
+        pthread_cond_broadcast(&c->pl->cond);
+        pthread_mutex_unlock(&c->pl->lock);
+    }
 }
 
 /* One timer per client: the connect deadline while connecting, the

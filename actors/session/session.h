@@ -97,8 +97,17 @@ struct tt_msg {
     uint8_t buf[];
 };
 
+/* Pull mode's queue (tt_client_poll): made only for pull clients. */
+typedef struct tti_pull {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    tt_msg *head, *tail;
+    bool closed;
+} tti_pull;
+
 /* tt_client is the session. Fields under "config" are immutable after
- * creation; "loop" fields belong to the loop thread. */
+ * creation; "loop" fields belong to the loop thread. Ordered to leave no
+ * holes: thousands of idle clients pay for every byte. */
 struct tt_client {
     tti_actor actor;
     tti_actor *strand;
@@ -106,80 +115,76 @@ struct tt_client {
     tt_runtime *rt;
     /* config */
     char *host;
-    uint16_t port;
-    bool tls;
-    bool ws;                          /* ws:// or wss:// */
     char *ws_path;                    /* from the URL; NULL: "/mqtt" */
     char *client_id;
-    uint8_t version;
-    uint16_t keepalive;
-    uint32_t max_packet;
-    uint16_t max_inflight;
-    uint32_t connect_timeout_ms, op_timeout_ms;
-    bool reconnect;
-    uint32_t backoff_min, backoff_max;
+    char *source_addr;
+    char *proxy_host, *proxy_user, *proxy_pass;
+    uint8_t *connect_pkt;
+    size_t connect_len;
+    tt_tls_opts *tls_opts;            /* copies of the caller's, when given */
+    struct tti_tls_ctx *tls_ctx;      /* shared by every connection of this client */
     size_t offline_max;
-    tt_overflow overflow;
     size_t max_queued_ops;
     tt_msg_fn on_message;
     void *on_message_arg;
     tt_event_fn on_event;
     void *on_event_arg;
+    tti_pull *pl;                     /* pull mode only */
+    uint32_t max_packet;
+    uint32_t connect_timeout_ms, op_timeout_ms;
+    uint32_t backoff_min, backoff_max;
+    tt_overflow overflow;
+    int proxy;                        /* tti_proxy_kind; 0: direct */
+    uint16_t port;
+    uint16_t proxy_port;
+    uint16_t keepalive;
+    uint16_t max_inflight;
+    uint8_t version;
+    bool tls;
+    bool ws;                          /* ws:// or wss:// */
+    bool reconnect;
     bool pull;
     bool persistent;
     bool out_alias;                   /* MQTT 5: alias repeated topics to the broker */
-    char *source_addr;
-    int proxy;                        /* tti_proxy_kind; 0: direct */
-    char *proxy_host, *proxy_user, *proxy_pass;
-    uint16_t proxy_port;
-    uint8_t *connect_pkt;
-    size_t connect_len;
-    tt_tls_opts tls_opts;
-    struct tti_tls_ctx *tls_ctx;      /* shared by every connection of this client */
     /* any thread */
+    atomic_bool closing;
     atomic_size_t queued_ops;
     atomic_size_t queued_bytes;       /* publishes not yet written or failed */
-    atomic_bool closing;
     /* loop */
-    int state;
     tti_transport *tr;
     tti_timer *timer;                 /* connect deadline, keepalive or retry */
     tt_future *connect_f;
     tt_future *disconnect_f;
-    bool want_up;
-    uint32_t attempt;
     uint64_t up_since_ms;
     tti_pubreq *q_head, *q_tail;      /* not yet sent (offline or window full) */
     size_t q_bytes;
-    bool pump_pending;                /* publishes queued this turn */
     tti_pubreq *fl_head, *fl_tail;    /* sent, unacknowledged, in send order */
-    uint32_t inflight;
-    uint32_t window;
-    uint16_t next_pid;
     void ***ids;                      /* packet id -> request: 256 pages of 256, lazily */
     tti_subreq *ctl_head, *ctl_tail;  /* (un)subscribes waiting for a connection */
     tti_req *ping_head, *ping_tail;
     uint64_t ping_sent_us;
-    bool ping_out;
     uint64_t last_tx_ms, last_rx_ms;
-    bool tx_mark;                     /* bytes written since the last keepalive tick */
     uint8_t *qos2_rx;                 /* bitmap: inbound QoS 2 ids awaiting PUBREL */
-    uint32_t server_max_packet;
     tti_trie subs;                    /* filter -> tti_subent */
     tt_msg *rx_head, *rx_tail;        /* messages of the current read, for one post */
     char **in_alias;                  /* inbound topic aliases */
-    uint16_t in_alias_max;
     struct tti_oalias *oa_tab;        /* outbound aliases: topic -> alias, open addressing */
     uint32_t oa_cap, oa_used;
+    int state;
+    uint32_t attempt;
+    uint32_t inflight;
+    uint32_t window;
+    uint32_t server_max_packet;
+    uint16_t next_pid;
+    uint16_t in_alias_max;
     uint16_t oa_max;                  /* the broker's Topic Alias Maximum on this connection */
+    bool want_up;
+    bool pump_pending;                /* publishes queued this turn */
+    bool ping_out;
+    bool tx_mark;                     /* bytes written since the last keepalive tick */
     bool sub_ids_ok;                  /* the broker accepts Subscription Identifiers */
     /* statistics: written by the loop only, read from any thread */
     _Atomic uint64_t st_bytes_out, st_bytes_in, st_pubs_out, st_msgs_in, st_connects, st_aliased;
-    /* pull mode */
-    pthread_mutex_t pull_lock;
-    pthread_cond_t pull_cond;
-    tt_msg *pull_head, *pull_tail;
-    bool pull_closed;
     tt_future *close_f;
 };
 

@@ -78,12 +78,29 @@ static void free_config(tt_client *c) {
     tti_free(c->proxy_user);
     if (c->proxy_pass) memset(c->proxy_pass, 0, strlen(c->proxy_pass));
     tti_free(c->proxy_pass);
-    tti_free((void *)c->tls_opts.ca_file);
-    tti_free((void *)c->tls_opts.ca_dir);
-    tti_free((void *)c->tls_opts.cert_file);
-    tti_free((void *)c->tls_opts.key_file);
-    tti_free((void *)c->tls_opts.sni);
-    tti_free((void *)c->tls_opts.alpn);
+    if (c->tls_opts) {
+        tti_free((void *)c->tls_opts->ca_file);
+        tti_free((void *)c->tls_opts->ca_dir);
+        tti_free((void *)c->tls_opts->cert_file);
+        tti_free((void *)c->tls_opts->key_file);
+        tti_free((void *)c->tls_opts->sni);
+        tti_free((void *)c->tls_opts->alpn);
+        tti_free(c->tls_opts);
+    }
+}
+
+static void free_pull(tt_client *c) {
+    tti_pull *pl = c->pl;
+    if (!pl) return;
+    while (pl->head) {
+        tt_msg *m = pl->head;
+        pl->head = m->pull_next;
+        tti_free(m);                 /* its reference on us is the one going away */
+    }
+    pthread_cond_destroy(&pl->cond);
+    pthread_mutex_destroy(&pl->lock);
+    tti_free(pl);
+    c->pl = NULL;
 }
 
 static void c_destroy(tti_actor *a) {
@@ -96,16 +113,10 @@ static void c_destroy(tti_actor *a) {
         for (uint16_t i = 0; i < c->in_alias_max; i++) tti_free(c->in_alias[i]);
         tti_free(c->in_alias);
     }
-    while (c->pull_head) {
-        tt_msg *m = c->pull_head;
-        c->pull_head = m->pull_next;
-        tti_free(m);                 /* its reference on us is the one going away */
-    }
+    free_pull(c);
     tti_free(c->qos2_rx);
     if (c->tls_ctx) tti_tls_ctx_unref(c->tls_ctx);
     free_config(c);
-    pthread_cond_destroy(&c->pull_cond);
-    pthread_mutex_destroy(&c->pull_lock);
     if (c->strand) tti_actor_release(c->strand);
     tti_free(c);
 }
@@ -298,8 +309,6 @@ tt_err tt_client_new(tt_runtime *rt, const tt_client_opts *user_opts, tt_client 
 
     tt_client *c = tti_calloc(1, sizeof *c);
     if (!c) return TT_ENOMEM;
-    pthread_mutex_init(&c->pull_lock, NULL);
-    pthread_cond_init(&c->pull_cond, NULL);
     c->rt = rt;
     tti_trie_init(&c->subs);
     tt_err rc = parse_url(o.url, &c->host, &c->port, &c->tls, &c->ws, &c->ws_path);
@@ -322,6 +331,14 @@ tt_err tt_client_new(tt_runtime *rt, const tt_client_opts *user_opts, tt_client 
     c->on_event = o.on_event;
     c->on_event_arg = o.on_event_arg;
     c->pull = o.pull;
+    if (o.pull) {
+        if ((c->pl = tti_calloc(1, sizeof *c->pl)) != NULL) {
+            pthread_mutex_init(&c->pl->lock, NULL);
+            pthread_cond_init(&c->pl->cond, NULL);
+        } else {
+            rc = TT_ENOMEM;
+        }
+    }
     c->persistent = o.persistent_session;
     c->out_alias = c->version == TTI_MQTT_V5 && o.outbound_topic_aliases;
     c->in_alias_max = c->version == TTI_MQTT_V5 ? o.topic_alias_maximum : 0;
@@ -334,14 +351,19 @@ tt_err tt_client_new(tt_runtime *rt, const tt_client_opts *user_opts, tt_client 
         c->proxy = rc == TT_OK ? (int)kind : 0;
     }
     if (rc == TT_OK && o.tls) {
-        c->tls_opts.size = sizeof c->tls_opts;
-        c->tls_opts.ca_file = dup_opt(o.tls->ca_file);
-        c->tls_opts.ca_dir = dup_opt(o.tls->ca_dir);
-        c->tls_opts.cert_file = dup_opt(o.tls->cert_file);
-        c->tls_opts.key_file = dup_opt(o.tls->key_file);
-        c->tls_opts.sni = dup_opt(o.tls->sni);
-        c->tls_opts.alpn = dup_opt(o.tls->alpn);
-        c->tls_opts.insecure = o.tls->insecure;
+        tt_tls_opts *t = c->tls_opts = tti_calloc(1, sizeof *t);
+        if (!t) {
+            rc = TT_ENOMEM;
+        } else {
+            t->size = sizeof *t;
+            t->ca_file = dup_opt(o.tls->ca_file);
+            t->ca_dir = dup_opt(o.tls->ca_dir);
+            t->cert_file = dup_opt(o.tls->cert_file);
+            t->key_file = dup_opt(o.tls->key_file);
+            t->sni = dup_opt(o.tls->sni);
+            t->alpn = dup_opt(o.tls->alpn);
+            t->insecure = o.tls->insecure;
+        }
     }
     if (rc == TT_OK) {
         if (o.client_id && *o.client_id) {
@@ -364,7 +386,7 @@ tt_err tt_client_new(tt_runtime *rt, const tt_client_opts *user_opts, tt_client 
         char why[TTI_TLS_REASON_MAX];
         tt_err terr = TT_OK;
         tt_tls_opts none = TT_OPTS_INIT(tt_tls_opts);
-        c->tls_ctx = tti_tls_ctx_new(o.tls ? &c->tls_opts : &none, 0, &terr, why, sizeof why);
+        c->tls_ctx = tti_tls_ctx_new(c->tls_opts ? c->tls_opts : &none, 0, &terr, why, sizeof why);
         if (!c->tls_ctx) {
             TTI_LOG(ERROR, "client", "TLS set-up failed: %s", why);
             rc = terr != TT_OK ? terr : TT_ETLS;
@@ -381,8 +403,7 @@ tt_err tt_client_new(tt_runtime *rt, const tt_client_opts *user_opts, tt_client 
         tti_free(c->in_alias);
         if (c->strand) tti_strand_free(c->strand);
         if (c->tls_ctx) tti_tls_ctx_unref(c->tls_ctx);
-        pthread_cond_destroy(&c->pull_cond);
-        pthread_mutex_destroy(&c->pull_lock);
+        free_pull(c);
         tti_free(c);
         return rc;
     }
@@ -657,10 +678,11 @@ tt_err tt_client_poll(tt_client *c, int32_t timeout_ms, tt_msg **out) {
         end.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
         if (end.tv_nsec >= 1000000000L) end.tv_sec++, end.tv_nsec -= 1000000000L;
     }
-    pthread_mutex_lock(&c->pull_lock);
+    tti_pull *pl = c->pl;
+    pthread_mutex_lock(&pl->lock);
     tt_err rc = TT_OK;
-    while (!c->pull_head) {
-        if (c->pull_closed) {
+    while (!pl->head) {
+        if (pl->closed) {
             rc = TT_ECLOSED;
             break;
         }
@@ -668,20 +690,20 @@ tt_err tt_client_poll(tt_client *c, int32_t timeout_ms, tt_msg **out) {
             rc = TT_ETIMEDOUT;
             break;
         }
-        if (timeout_ms < 0) pthread_cond_wait(&c->pull_cond, &c->pull_lock);
-        else if (pthread_cond_timedwait(&c->pull_cond, &c->pull_lock, &end) != 0 && !c->pull_head) {
+        if (timeout_ms < 0) pthread_cond_wait(&pl->cond, &pl->lock);
+        else if (pthread_cond_timedwait(&pl->cond, &pl->lock, &end) != 0 && !pl->head) {
             rc = TT_ETIMEDOUT;
             break;
         }
     }
-    if (c->pull_head) {
-        tt_msg *m = c->pull_head;
-        c->pull_head = m->pull_next;
-        if (!c->pull_head) c->pull_tail = NULL;
+    if (pl->head) {
+        tt_msg *m = pl->head;
+        pl->head = m->pull_next;
+        if (!pl->head) pl->tail = NULL;
         *out = m;
         rc = TT_OK;
     }
-    pthread_mutex_unlock(&c->pull_lock);
+    pthread_mutex_unlock(&pl->lock);
     return rc;
 }
 
