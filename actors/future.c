@@ -92,7 +92,7 @@ static void run_then(tti_cb *cb) {
 }
 
 tt_future *tti_future_new(tti_actor *strand, size_t extra) {
-    tt_future *f = tti_malloc(sizeof *f + extra);
+    tt_future *f = tti_blk_alloc(sizeof *f + extra);
     if (!f) return NULL;
     memset(f, 0, sizeof *f);
     atomic_init(&f->state, 0);
@@ -115,7 +115,7 @@ void tti_future_release(tt_future *f) {
     if (f->has_value && f->val_dtor) f->val_dtor(f->val_ptr);
     tti_free(f->reason);
     if (f->strand) tti_actor_release(f->strand);
-    tti_free(f);
+    tti_blk_free(f);
 }
 
 /* ---- Completion ----------------------------------------------------------- */

@@ -355,6 +355,7 @@ int main(int argc, char **argv) {
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&cv, &ca);
     tt_runtime_opts ro = TT_OPTS_INIT(tt_runtime_opts);
+    if (getenv("TT_BENCH_LOOPS")) ro.loop_threads = (uint32_t)atoi(getenv("TT_BENCH_LOOPS"));
     tt_err err = tt_runtime_new(&rt, &ro);
     if (err != TT_OK) {
         fprintf(stderr, "mqtt_bench: runtime: %s\n", tt_strerror(err));

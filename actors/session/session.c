@@ -663,7 +663,7 @@ static void deliver(tt_client *c, const tti_mqtt_pkt *pkt, tti_mqtt_str topic) {
     size_t plen = c->version == TTI_MQTT_V5 ? pkt->props.raw.len : 0;
     size_t hbytes = (nh ? nh : 1) * sizeof(*((tt_msg *)0)->handlers);
     size_t need = sizeof(tt_msg) + topic.len + 1 + pkt->u.publish.payload.len + plen + hbytes + 8;
-    tt_msg *m = tti_malloc(need);
+    tt_msg *m = tti_blk_alloc(need);
     if (!m) {
         if (mc.hits != mc.small) tti_free(mc.hits);
         TTI_LOG(ERROR, "session", "no memory for an incoming message of %zu bytes", need);
@@ -772,7 +772,7 @@ tt_msg *tt_msg_ref(const tt_msg *m) {
 void tt_msg_unref(tt_msg *m) {
     if (!m || atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1) return;
     tt_client *c = m->c;
-    tti_free(m);
+    tti_blk_free(m);
     tti_actor_release(&c->actor);
 }
 

@@ -56,6 +56,14 @@ const char *tti_mqtt_topic_check(const char *s, size_t len) {
         uint64_t zero = ((v - ones) & ~v) | ((plus - ones) & ~plus) | ((hash - ones) & ~hash);
         if ((v | zero) & highs) break;
     }
+    if (i < len && len >= 8 && i + 8 > len) {
+        /* The tail as one overlapping load: clean means the topic is. */
+        uint64_t v;
+        memcpy(&v, s + len - 8, 8);
+        uint64_t plus = v ^ (ones * '+'), hash = v ^ (ones * '#');
+        uint64_t zero = ((v - ones) & ~v) | ((plus - ones) & ~plus) | ((hash - ones) & ~hash);
+        if (!((v | zero) & highs)) return NULL;
+    }
     for (; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x80) break;

@@ -13,6 +13,7 @@
 #include "actors/pool.h"
 #include "actors/session/session.h"
 #include "codecs/mqtt/mqtt_codec.h"
+#include "codecs/mqtt/mqtt_internal.h"
 #include "transport/proxy.h"
 #include "transport/tls.h"
 
@@ -95,7 +96,7 @@ static void free_pull(tt_client *c) {
     while (pl->head) {
         tt_msg *m = pl->head;
         pl->head = m->pull_next;
-        tti_free(m);                 /* its reference on us is the one going away */
+        tti_blk_free(m);                /* its reference on us is the one going away */
     }
     pthread_cond_destroy(&pl->cond);
     pthread_mutex_destroy(&pl->lock);
@@ -489,18 +490,29 @@ tt_future *tt_client_publish(tt_client *c, const tt_pub *m, const tt_call_opts *
     size_t tlen = strlen(pm.topic);           /* the encoder checks the topic */
     if (pm.qos > 2) return failed(c, TT_EINVAL, "QoS must be 0, 1 or 2");
     if (pm.payload_len && !pm.payload) return failed(c, TT_EINVAL, "payload length without payload");
-    tti_mqtt_pkt pkt;
-    memset(&pkt, 0, sizeof pkt);
-    pkt.type = TTI_MQTT_PUBLISH;
-    pkt.packet_id = pm.qos ? 1 : 0;
-    pkt.u.publish.qos = (uint8_t)pm.qos;
-    pkt.u.publish.retain = pm.retain;
-    pkt.u.publish.topic = (tti_mqtt_str){ pm.topic, tlen };
-    pkt.u.publish.payload = (tti_mqtt_bin){ pm.payload, pm.payload_len };
-    tti_mqtt_user_prop small[8], *up = NULL;
+    /* Without v5 properties the PUBLISH is written here directly: fixed
+     * header, topic, packet id, an empty property block on v5, payload. */
     bool v5fields = pm.expiry_s || pm.content_type || pm.response_topic || pm.correlation ||
                     pm.payload_utf8 || pm.nprops;
-    if (v5fields) {
+    const char *why = NULL;
+    int len;
+    size_t body = 0, hdr = 0;
+    tti_mqtt_pkt pkt;
+    tti_mqtt_user_prop small[8], *up = NULL;
+    if (!v5fields) {
+        if ((why = tti_mqtt_topic_check(pm.topic, tlen)) != NULL) return failed(c, TT_EINVAL, why);
+        body = 2 + tlen + (pm.qos ? 2u : 0u) + (c->version == TTI_MQTT_V5 ? 1u : 0u) + pm.payload_len;
+        if (body > 268435455u) return failed(c, TT_EINVAL, "message larger than MQTT allows");
+        hdr = body < 128u ? 2 : body < 16384u ? 3 : body < 2097152u ? 4 : 5;
+        len = (int)(hdr + body);
+    } else {
+        memset(&pkt, 0, sizeof pkt);
+        pkt.type = TTI_MQTT_PUBLISH;
+        pkt.packet_id = pm.qos ? 1 : 0;
+        pkt.u.publish.qos = (uint8_t)pm.qos;
+        pkt.u.publish.retain = pm.retain;
+        pkt.u.publish.topic = (tti_mqtt_str){ pm.topic, tlen };
+        pkt.u.publish.payload = (tti_mqtt_bin){ pm.payload, pm.payload_len };
         if (c->version != TTI_MQTT_V5) return failed(c, TT_EINVAL, "MQTT 5 properties on an MQTT 3.1.1 client");
         tti_mqtt_props *pp = &pkt.props;
         if (pm.expiry_s) pp->present |= TTI_MQTT_PBIT(TTI_MQTT_PROP_MESSAGE_EXPIRY), pp->message_expiry = pm.expiry_s;
@@ -525,12 +537,11 @@ tt_future *tt_client_publish(tt_client *c, const tt_pub *m, const tt_call_opts *
             pp->user_props = up;
             pp->user_prop_count = pm.nprops;
         }
-    }
-    const char *why = NULL;
-    int len = tti_mqtt_encoded_len(&pkt, c->version, &why);
-    if (len <= 0) {
-        if (up && up != small) tti_free(up);
-        return failed(c, TT_EINVAL, why ? why : "cannot encode the message");
+        len = tti_mqtt_encoded_len(&pkt, c->version, &why);
+        if (len <= 0) {
+            if (up && up != small) tti_free(up);
+            return failed(c, TT_EINVAL, why ? why : "cannot encode the message");
+        }
     }
     if (!admit(c)) {
         if (up && up != small) tti_free(up);
@@ -559,12 +570,34 @@ tt_future *tt_client_publish(tt_client *c, const tt_pub *m, const tt_call_opts *
     p->r.f = f;
     p->len = (uint32_t)len;
     p->qos = (uint8_t)pm.qos;
-    (void)tti_mqtt_encode(&pkt, c->version, p->data, (size_t)len, &why);
-    if (up && up != small) tti_free(up);
-    if (p->qos) {
-        tti_mqtt_fixed fx;
-        (void)tti_mqtt_decode_fixed(p->data, (size_t)len, c->version, 0, &fx, &why);
-        p->pid_off = (uint32_t)(fx.header_len + 2 + tlen);
+    if (!v5fields) {
+        uint8_t *d = p->data;
+        *d++ = (uint8_t)(0x30 | pm.qos << 1 | (pm.retain ? 1 : 0));
+        size_t rl = body;
+        do {
+            uint8_t b = (uint8_t)(rl & 0x7f);
+            rl >>= 7;
+            *d++ = rl ? (uint8_t)(b | 0x80) : b;
+        } while (rl);
+        *d++ = (uint8_t)(tlen >> 8);
+        *d++ = (uint8_t)tlen;
+        memcpy(d, pm.topic, tlen);
+        d += tlen;
+        p->pid_off = (uint32_t)(d - p->data);
+        if (pm.qos) {                /* the id is filled in when sent */
+            *d++ = 0;
+            *d++ = 0;
+        }
+        if (c->version == TTI_MQTT_V5) *d++ = 0;
+        if (pm.payload_len) memcpy(d, pm.payload, pm.payload_len);
+    } else {
+        (void)tti_mqtt_encode(&pkt, c->version, p->data, (size_t)len, &why);
+        if (up && up != small) tti_free(up);
+        if (p->qos) {
+            tti_mqtt_fixed fx;
+            (void)tti_mqtt_decode_fixed(p->data, (size_t)len, c->version, 0, &fx, &why);
+            p->pid_off = (uint32_t)(fx.header_len + 2 + tlen);
+        }
     }
     return submit(c, &p->r, TTI_REQ_PUBLISH, deadline_of(c, opts), true);
 }
