@@ -7,7 +7,12 @@
  *     the bench thread sleeps while `window` are unacknowledged;
  *   - round trips use pull mode: the bench thread publishes, then takes the
  *     message itself with tt_client_poll();
- *   - the QoS 0 subscriber counts in its message handler (a pool thread). */
+ *   - the QoS 0 subscriber counts in its message handler (a pool thread);
+ *   - ertt0/ertt1 are the round trips the way the libmosquitto program does
+ *     them: one thread does everything. The runtime is embedded in the
+ *     bench thread's own libevent base, which the thread runs until the
+ *     message is back (no loop or pool thread, no hand-off between threads). */
+#include <event2/event.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <tether/mqtt.h>
@@ -291,6 +296,78 @@ static int run_rtt(const char *payload, int qos, double deadline) {
     return 0;
 }
 
+/* ---- Round trips on the caller's own loop ---------------------------------- */
+
+typedef struct eloop {
+    struct event_base *base;
+    long got;
+} eloop;
+
+static void e_on_message(tt_client *c, const tt_msg *m, void *arg) {
+    (void)c;
+    (void)m;
+    ((eloop *)arg)->got++;
+}
+
+/* Run the base until f completes; its result. */
+static tt_err e_wait(eloop *e, tt_future *f, double deadline) {
+    while (!tt_future_done(f) && bench_now() < deadline) event_base_loop(e->base, EVLOOP_ONCE);
+    tt_err rc = tt_future_done(f) ? tt_future_result(f) : TT_ETIMEDOUT;
+    tt_future_free(f);
+    return rc;
+}
+
+static int run_rtt_embedded(const char *payload, int qos, double deadline) {
+    eloop e = { event_base_new(), 0 };
+    if (!e.base) return -1;
+    tt_runtime_opts ro = TT_OPTS_INIT(tt_runtime_opts);
+    ro.base = e.base;
+    tt_runtime *ert = NULL;
+    if (tt_runtime_new(&ert, &ro) != TT_OK) {
+        event_base_free(e.base);
+        return -1;
+    }
+    char url[128], id[64];
+    snprintf(url, sizeof url, "mqtt://%s:%d", A.host, A.port);
+    snprintf(id, sizeof id, "tb-%ld-e", (long)getpid());
+    tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
+    o.url = url;
+    o.client_id = id;
+    o.keepalive_s = 60;
+    o.no_reconnect = true;
+    o.on_message = e_on_message;
+    o.on_message_arg = &e;
+    tt_client *c = NULL;
+    double *us = calloc((size_t)A.n, sizeof *us);
+    long n = 0;
+    tt_sub sb = { .filter = A.topic, .qos = (tt_qos)qos };
+    if (us && tt_client_new(ert, &o, &c) == TT_OK && e_wait(&e, tt_client_connect(c), deadline) == TT_OK &&
+        e_wait(&e, tt_client_subscribe(c, &sb, 1, NULL), deadline) == TT_OK) {
+        double stop = bench_now() + 20 < deadline ? bench_now() + 20 : deadline;
+        while (n < A.n && bench_now() < stop) {
+            long want = e.got + 1;
+            double t = bench_now();
+            tt_future_free(tt_client_pub(c, A.topic, payload, (size_t)A.payload, (tt_qos)qos, false));
+            while (e.got < want && bench_now() < stop) event_base_loop(e.base, EVLOOP_ONCE);
+            if (e.got < want) break;
+            us[n++] = (bench_now() - t) * 1e6;
+        }
+        bench_report_rtt(&A, "tether", us, n, bench_now() >= deadline);
+        (void)e_wait(&e, tt_client_disconnect(c), bench_now() + 2);
+    } else {
+        atomic_store(&failure, "embedded client did not come up");
+    }
+    free(us);
+    if (c) {
+        tt_future *f = tt_client_close(c);
+        tt_future_free(f);
+        tt_client_free(c);
+    }
+    tt_runtime_free(ert);                       /* runs the base until the work drains */
+    event_base_free(e.base);
+    return n > 0 ? 0 : -1;
+}
+
 typedef struct conns_wait {
     long opened;
 } conns_wait;
@@ -371,6 +448,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(A.scenario, "pub0")) rc = run_pub(payload, 0, deadline);
     else if (!strcmp(A.scenario, "rtt0")) rc = run_rtt(payload, 0, deadline);
     else if (!strcmp(A.scenario, "rtt1")) rc = run_rtt(payload, 1, deadline);
+    else if (!strcmp(A.scenario, "ertt0")) rc = run_rtt_embedded(payload, 0, deadline);
+    else if (!strcmp(A.scenario, "ertt1")) rc = run_rtt_embedded(payload, 1, deadline);
     else rc = run_conns(deadline);
     if (rc != 0) {
         const char *f = atomic_load(&failure);

@@ -155,7 +155,7 @@ run_one() {
             add "$client" "$key.cpu" "$(awk -v a="$c0" -v b="$c1" -v s="$(field "$line" secs)" -v h="$clk_tck" \
                 'BEGIN { if (s > 0) printf "%.0f", (b - a) / h / s * 100; else print "n/a" }')" ;;
         qos1) add "$client" "$key.rate" "$(field "$line" rate)" ;;
-        rtt*)
+        rtt* | ertt*)
             add "$client" "$key.p50" "$(field "$line" p50_us)"
             add "$client" "$key.p99" "$(field "$line" p99_us)"
             add "$client" "$key.p999" "$(field "$line" p999_us)" ;;
@@ -182,6 +182,12 @@ for r in $(seq "$runs"); do
         run_one "$c" qos1 qos1w64k -n "$n_qos1" -w 65535 -T 30
         run_one "$c" rtt0 rtt0 -n "$n_rtt"
         run_one "$c" rtt1 rtt1 -n "$n_rtt"
+        if [ "$c" = tether ]; then
+            # One thread does everything, as in the libmosquitto program:
+            # tether embedded in the bench thread's own libevent loop.
+            run_one "$c" ertt0 ertt0 -n "$n_rtt"
+            run_one "$c" ertt1 ertt1 -n "$n_rtt"
+        fi
         # Paho's threads pick up a new connection on a timer, so one at a time
         # takes ~1 s each; all at once is its best.
         k=100
@@ -245,12 +251,18 @@ rows=(
     "instr|user-space instructions per QoS 0 publish, callgrind marginal (less)"
     "qos1w1k.rate|QoS 1 msg/s, window 1,000 (more)"
     "qos1w64k.rate|QoS 1 msg/s, window 65,535 (more)"
-    "rtt0.p50|round trip QoS 0 p50 us (less)"
-    "rtt0.p99|round trip QoS 0 p99 us (less)"
-    "rtt0.p999|round trip QoS 0 p99.9 us (less)"
-    "rtt1.p50|round trip QoS 1 p50 us (less)"
-    "rtt1.p99|round trip QoS 1 p99 us (less)"
-    "rtt1.p999|round trip QoS 1 p99.9 us (less)"
+    "ertt0.p50|round trip QoS 0 p50 us, one thread (tether embedded) (less)|rtt0.p50"
+    "ertt0.p99|round trip QoS 0 p99 us, one thread (tether embedded) (less)|rtt0.p99"
+    "ertt0.p999|round trip QoS 0 p99.9 us, one thread (tether embedded) (less)|rtt0.p999"
+    "ertt1.p50|round trip QoS 1 p50 us, one thread (tether embedded) (less)|rtt1.p50"
+    "ertt1.p99|round trip QoS 1 p99 us, one thread (tether embedded) (less)|rtt1.p99"
+    "ertt1.p999|round trip QoS 1 p99.9 us, one thread (tether embedded) (less)|rtt1.p999"
+    "rtt0.p50|round trip QoS 0 p50 us, tether's own threads, pull mode (less)"
+    "rtt0.p99|round trip QoS 0 p99 us, tether's own threads, pull mode (less)"
+    "rtt0.p999|round trip QoS 0 p99.9 us, tether's own threads, pull mode (less)"
+    "rtt1.p50|round trip QoS 1 p50 us, tether's own threads, pull mode (less)"
+    "rtt1.p99|round trip QoS 1 p99 us, tether's own threads, pull mode (less)"
+    "rtt1.p999|round trip QoS 1 p99.9 us, tether's own threads, pull mode (less)"
     "maxconns.ok|most connections in one process (asked: $max_conns)"
     "conns.us|time per connection us, $conns connections (less)"
     "conns.kib|client RSS per connection KiB, $conns connections (less)"
@@ -264,8 +276,10 @@ printf '|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' $(seq 72))" "$(printf -- '-%.0s
 for row in "${rows[@]}"; do
     key=${row%%|*}
     name=${row#*|}
-    m=$(cell mosq "$key")
-    p=$(cell paho "$key")
+    peer_key=$key
+    case $name in *"|"*) peer_key=${name#*|}; name=${name%%|*} ;; esac
+    m=$(cell mosq "$peer_key")
+    p=$(cell paho "$key")      # Paho always runs its own threads
     t=$(cell tether "$key")
     printf '| %-70s | %12s | %12s | %12s | %19s |\n' "$name" "$m" "$p" "$t" "$(ratio "$t" "$m")"
 done

@@ -2,11 +2,11 @@
  * client's loop thread unless a comment says otherwise. */
 #include "actors/session/session.h"
 
-#include <event2/buffer.h>
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "actors/core/alloc.h"
@@ -1156,13 +1156,28 @@ static void fail_transient(tt_client *c, tt_err err, const char *why) {
     }
 }
 
+/* Jitter: xorshift64* per loop thread, seeded from the kernel, so processes
+ * started together do not reconnect in step (rand() is the same in every
+ * process that never seeds it, and shares one lock). */
+static uint64_t jitter_next(void) {
+    static _Thread_local uint64_t x;
+    if (x == 0) {
+        if (getrandom(&x, sizeof x, GRND_NONBLOCK) != (ssize_t)sizeof x || x == 0)
+            x = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)&x ^ 0x9E3779B97F4A7C15u;
+    }
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    return x * 0x2545F4914F6CDD1Du;
+}
+
 static uint32_t backoff_ms(tt_client *c) {
     uint32_t cap = c->backoff_min;
     for (uint32_t i = 1; i < c->attempt && cap < c->backoff_max; i++) cap *= 2;
     if (cap > c->backoff_max) cap = c->backoff_max;
     /* Full jitter above a floor of half the minimum. */
     uint32_t lo = c->backoff_min / 2;
-    return lo + (uint32_t)(((uint64_t)rand() * (cap - lo + 1)) / ((uint64_t)RAND_MAX + 1));
+    return lo + (uint32_t)((jitter_next() >> 32) * (uint64_t)(cap - lo + 1) >> 32);
 }
 
 static void lost(tt_client *c, tt_err err, int detail, const char *reason_in) {

@@ -85,7 +85,7 @@ static inline void bench_parse(bench_args *a, int argc, char **argv) {
     if (!a->scenario) bench_usage(argv[0]);
     const char *s = a->scenario;
     if (strcmp(s, "qos0") && strcmp(s, "qos1") && strcmp(s, "pub0") && strcmp(s, "rtt0") &&
-        strcmp(s, "rtt1") && strcmp(s, "conns"))
+        strcmp(s, "rtt1") && strcmp(s, "ertt0") && strcmp(s, "ertt1") && strcmp(s, "conns"))
         bench_usage(argv[0]);
     if (a->n < 0) {
         if (!strcmp(s, "qos0")) a->n = 1000000;
