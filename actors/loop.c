@@ -4,6 +4,9 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <stdint.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <tether/err.h>
 
 #include "actors/actor.h"
@@ -20,15 +23,30 @@ bool tti_on_library_thread(void) { return t_library_depth > 0; }
 void tti_library_enter(void) { t_library_depth++; }
 void tti_library_leave(void) { t_library_depth--; }
 
+/* The loop whose thread this is (own-thread loops only). */
+static _Thread_local tti_loop *t_loop;
+
+/* A loop thread is woken through its own eventfd: other threads write to it
+ * without taking libevent's base lock, which the loop holds while it runs and
+ * which, contended, put both threads to sleep on every message. On its own
+ * thread, and when embedded, the event is made active directly. */
 void tti_loop_wake(tti_loop *l) {
-    if (!atomic_exchange_explicit(&l->wake_pending, true, memory_order_acq_rel))
-        event_active(l->wake_ev, EV_READ, 0);
+    if (atomic_exchange_explicit(&l->wake_pending, true, memory_order_acq_rel)) return;
+    if (l->wake_fd >= 0 && t_loop != l) {
+        uint64_t one = 1;
+        ssize_t w = write(l->wake_fd, &one, sizeof one);
+        if (w == (ssize_t)sizeof one) return;
+    }
+    event_active(l->wake_ev, EV_TIMEOUT, 0);   /* not EV_READ: nothing to read */
 }
 
 static void loop_wake_cb(evutil_socket_t fd, short what, void *arg) {
     tti_loop *l = arg;
-    (void)fd;
-    (void)what;
+    if (fd >= 0 && (what & EV_READ)) {
+        uint64_t v;
+        ssize_t r = read(fd, &v, sizeof v);  /* resets the counter */
+        (void)r;
+    }
     tti_library_enter();
     /* Clear before draining: a push that races the drain (even one caught
      * half-linked, popping as empty) flips the flag again and re-wakes us. */
@@ -43,7 +61,7 @@ static void loop_wake_cb(evutil_socket_t fd, short what, void *arg) {
         /* Yield: a zero timeout runs us again after the next poll for I/O. */
         if (!atomic_exchange_explicit(&l->wake_pending, true, memory_order_acq_rel)) {
             static const struct timeval zero = { 0, 0 };
-            event_add(l->wake_ev, &zero);
+            event_add(l->yield_ev, &zero);
         }
     }
     tti_library_leave();
@@ -51,6 +69,7 @@ static void loop_wake_cb(evutil_socket_t fd, short what, void *arg) {
 
 int tti_loop_init(tti_loop *l, tti_runtime *rt, struct event_base *base, const char *name,
                   uint32_t index) {
+    l->wake_fd = -1;
     tti_mpsc_init(&l->ready);
     atomic_init(&l->wake_pending, false);
     atomic_init(&l->nactors, 0);
@@ -72,8 +91,23 @@ int tti_loop_init(tti_loop *l, tti_runtime *rt, struct event_base *base, const c
         if (!base) return TT_EINTERNAL;
     }
     l->base = base;
-    l->wake_ev = event_new(base, -1, 0, loop_wake_cb, l);
-    if (!l->wake_ev) {
+    l->wake_fd = l->owns_base ? eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) : -1;
+    if (l->wake_fd >= 0) {
+        l->wake_ev = event_new(base, l->wake_fd, EV_READ | EV_PERSIST, loop_wake_cb, l);
+        if (l->wake_ev && event_add(l->wake_ev, NULL) != 0) {
+            event_free(l->wake_ev);
+            l->wake_ev = NULL;
+        }
+    } else {
+        l->wake_ev = event_new(base, -1, 0, loop_wake_cb, l);
+    }
+    l->yield_ev = event_new(base, -1, 0, loop_wake_cb, l);
+    if (!l->wake_ev || !l->yield_ev) {
+        if (l->wake_ev) event_free(l->wake_ev);
+        if (l->yield_ev) event_free(l->yield_ev);
+        l->wake_ev = l->yield_ev = NULL;
+        if (l->wake_fd >= 0) close(l->wake_fd);
+        l->wake_fd = -1;
         if (l->owns_base) event_base_free(base);
         return TT_ENOMEM;
     }
@@ -82,6 +116,7 @@ int tti_loop_init(tti_loop *l, tti_runtime *rt, struct event_base *base, const c
 
 static void *loop_thread_main(void *arg) {
     tti_loop *l = arg;
+    t_loop = l;
     tti_library_enter();
     while (!atomic_load_explicit(&l->quit, memory_order_acquire)) {
         if (event_base_loop(l->base, EVLOOP_NO_EXIT_ON_EMPTY) < 0) {
@@ -130,6 +165,10 @@ void tti_loop_fini(tti_loop *l) {
     l->dns = NULL;
     if (l->wake_ev) event_free(l->wake_ev);
     l->wake_ev = NULL;
+    if (l->yield_ev) event_free(l->yield_ev);
+    l->yield_ev = NULL;
+    if (l->wake_fd >= 0) close(l->wake_fd);
+    l->wake_fd = -1;
     if (l->owns_base && l->base) event_base_free(l->base);
     l->base = NULL;
 }

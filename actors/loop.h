@@ -32,7 +32,10 @@ typedef struct tti_loop {
     _Alignas(64) tti_mpsc ready;      /* actors with messages waiting */
     _Alignas(64) atomic_bool wake_pending;
     struct event_base *base;
-    struct event *wake_ev;            /* runs the ready queue; also a zero timer to yield */
+    struct event *wake_ev;            /* runs the ready queue */
+    struct event *yield_ev;           /* a zero timer: the rest of the queue after I/O */
+    int wake_fd;                      /* eventfd other threads write to wake a loop
+                                       * thread; -1 when embedded (event_active) */
     struct evdns_base *dns;           /* resolver, made on first use (loop thread) */
     tti_io_scratch *io;               /* made on first use (loop thread) */
     tti_runtime *rt;
