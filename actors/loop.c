@@ -12,6 +12,7 @@
 #include "actors/actor.h"
 #include "actors/core/alloc.h"
 #include "actors/core/log.h"
+#include "actors/timer.h"
 
 /* How many actors one wake-up runs before giving the loop back to libevent,
  * so that sockets and timers are polled between bursts. */
@@ -70,6 +71,9 @@ static void loop_wake_cb(evutil_socket_t fd, short what, void *arg) {
 int tti_loop_init(tti_loop *l, tti_runtime *rt, struct event_base *base, const char *name,
                   uint32_t index) {
     l->wake_fd = -1;
+    l->tev = NULL;
+    l->theap = NULL;
+    l->tn = l->tcap = 0;
     tti_mpsc_init(&l->ready);
     atomic_init(&l->wake_pending, false);
     atomic_init(&l->nactors, 0);
@@ -102,7 +106,8 @@ int tti_loop_init(tti_loop *l, tti_runtime *rt, struct event_base *base, const c
         l->wake_ev = event_new(base, -1, 0, loop_wake_cb, l);
     }
     l->yield_ev = event_new(base, -1, 0, loop_wake_cb, l);
-    if (!l->wake_ev || !l->yield_ev) {
+    if (!l->wake_ev || !l->yield_ev || tti_timers_init(l) != 0) {
+        tti_timers_fini(l);
         if (l->wake_ev) event_free(l->wake_ev);
         if (l->yield_ev) event_free(l->yield_ev);
         l->wake_ev = l->yield_ev = NULL;
@@ -169,6 +174,7 @@ void tti_loop_fini(tti_loop *l) {
     l->yield_ev = NULL;
     if (l->wake_fd >= 0) close(l->wake_fd);
     l->wake_fd = -1;
+    tti_timers_fini(l);
     if (l->owns_base && l->base) event_base_free(l->base);
     l->base = NULL;
 }

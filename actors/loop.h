@@ -38,6 +38,11 @@ typedef struct tti_loop {
                                        * thread; -1 when embedded (event_active) */
     struct evdns_base *dns;           /* resolver, made on first use (loop thread) */
     tti_io_scratch *io;               /* made on first use (loop thread) */
+    struct tti_timer **theap;         /* timers by deadline (actors/timer.c) */
+    uint32_t tn, tcap;
+    struct event *tev;                /* fires at theap[0]'s deadline */
+    uint64_t tev_due;
+    bool tev_armed;
     tti_runtime *rt;
     pthread_t thread;
     bool has_thread;

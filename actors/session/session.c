@@ -1416,7 +1416,7 @@ void tti_session_stopped(tt_client *c) {
     c->reconnect = false;
     fail_transient(c, TT_ECLOSED, "client closed");
     fail_queue(c, TT_ECLOSED, "client closed");
-    tti_timer_free(c->timer);
+    if (c->timer) tti_timer_fini(c->timer);
     c->timer = NULL;
     if (c->pl) {
         pthread_mutex_lock(&c->pl->lock);
@@ -1441,6 +1441,9 @@ static void on_timer(tti_timer *t, void *arg) {
 
 int tti_session_make_timers(tt_client *c);
 int tti_session_make_timers(tt_client *c) {
-    if (!c->timer) c->timer = tti_timer_new(&c->actor, on_timer, c);
-    return c->timer ? TT_OK : TT_ENOMEM;
+    if (!c->timer) {
+        tti_timer_init(&c->timer_s, &c->actor, on_timer, c);
+        c->timer = &c->timer_s;
+    }
+    return TT_OK;
 }

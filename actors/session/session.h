@@ -152,7 +152,8 @@ struct tt_client {
     atomic_size_t queued_bytes;       /* publishes not yet written or failed */
     /* loop */
     tti_transport *tr;
-    tti_timer *timer;                 /* connect deadline, keepalive or retry */
+    tti_timer *timer;                 /* &timer_s while the actor lives, then NULL */
+    tti_timer timer_s;                /* connect deadline, keepalive or retry */
     tt_future *connect_f;
     tt_future *disconnect_f;
     uint64_t up_since_ms;
