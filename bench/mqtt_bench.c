@@ -3,8 +3,9 @@
  *   - QoS 0 publishes free their future at once; admission is bounded by
  *     max_queued_ops = the window, and a TT_EAGAIN (already-failed future)
  *     means "back off and retry", so nothing is dropped on our side;
- *   - QoS 1 publishes attach a continuation that counts the acknowledgement;
- *     the bench thread sleeps while `window` are unacknowledged;
+ *   - QoS 1 keeps `window` publish futures in a ring: the bench thread waits
+ *     on the oldest, frees every completed one behind it and refills (no
+ *     callback thread in the loop: a waiter is woken by the completion);
  *   - round trips use pull mode: the bench thread publishes, then takes the
  *     message itself with tt_client_poll();
  *   - the QoS 0 subscriber counts in its message handler (a pool thread);
@@ -31,8 +32,6 @@ typedef struct tconn {
     tt_client *c;
     atomic_int state;         /* 0 connecting, 1 connected, -1 failed or lost */
     atomic_long received;
-    atomic_long done;         /* QoS 1 publishes completed */
-    atomic_long failed;
 } tconn;
 
 static atomic_long n_connected, n_failed;
@@ -91,14 +90,6 @@ static void on_connected(tt_future *f, void *arg) {
         atomic_store(&t->state, -1);
         atomic_fetch_add(&n_failed, 1);
     }
-    tt_future_free(f);
-    notify();
-}
-
-static void on_published(tt_future *f, void *arg) {
-    tconn *t = arg;
-    if (tt_future_result(f) != TT_OK) atomic_fetch_add(&t->failed, 1);
-    atomic_fetch_add(&t->done, 1);
     tt_future_free(f);
     notify();
 }
@@ -225,16 +216,6 @@ static int run_qos0(const char *payload, double deadline) {
     return 0;
 }
 
-typedef struct window_wait {
-    const tconn *t;
-    long limit;
-} window_wait;
-
-static bool window_open(const void *a) {
-    const window_wait *w = a;
-    return atomic_load(&w->t->done) >= w->limit || atomic_load(&w->t->state) < 0;
-}
-
 static int run_pub(const char *payload, int qos, double deadline) {
     tconn pub;
     if (open_ready(&pub, 0, false, -1, deadline) != 0) return -1;
@@ -247,22 +228,30 @@ static int run_pub(const char *payload, int qos, double deadline) {
         }
         ok = sent;
     } else {
-        while (sent < A.n && atomic_load(&pub.state) == 1 && bench_now() < deadline) {
-            if (sent - atomic_load(&pub.done) >= A.window) {
-                window_wait w = { &pub, sent - A.window + 1 };
-                if (!wait_until(window_open, &w, deadline)) break;
-                continue;
+        /* The futures of the window in a ring: wait for the oldest, then take
+         * every completed one behind it and refill. */
+        tt_future **ring = calloc((size_t)A.window, sizeof *ring);
+        long head = 0, failed = 0;
+        while (ring && head < A.n && atomic_load(&pub.state) == 1 && bench_now() < deadline) {
+            while (sent < A.n && sent - head < A.window) {
+                ring[sent % A.window] = tt_client_pub(pub.c, A.topic, payload, (size_t)A.payload, TT_QOS1, false);
+                sent++;
             }
-            tt_future *f = tt_client_pub(pub.c, A.topic, payload, (size_t)A.payload, TT_QOS1, false);
-            if (tt_future_then(f, on_published, &pub) != TT_OK) {
-                tt_future_free(f);
-                break;
+            double left = deadline - bench_now();
+            (void)tt_future_wait(ring[head % A.window], left > 0 ? (int32_t)(left * 1000) : 0);
+            while (head < sent && tt_future_done(ring[head % A.window])) {
+                if (tt_future_result(ring[head % A.window]) != TT_OK) failed++;
+                tt_future_free(ring[head % A.window]);
+                head++;
             }
-            sent++;
         }
-        count_wait w = { &pub.done, sent };
-        (void)wait_until(count_reached, &w, deadline);
-        ok = atomic_load(&pub.done) - atomic_load(&pub.failed);
+        for (; ring && head < sent; head++) {          /* what is left after a timeout or a loss */
+            tt_future *f = ring[head % A.window];
+            if (tt_future_wait(f, 2000) != TT_OK) failed++;
+            tt_future_free(f);
+        }
+        free(ring);
+        ok = head - failed;
     }
     double secs = bench_now() - t0;
     conn_free(&pub);                            /* DISCONNECT goes after the queued publishes */

@@ -154,7 +154,10 @@ run_one() {
             # cost next to nothing).
             add "$client" "$key.cpu" "$(awk -v a="$c0" -v b="$c1" -v s="$(field "$line" secs)" -v h="$clk_tck" \
                 'BEGIN { if (s > 0) printf "%.0f", (b - a) / h / s * 100; else print "n/a" }')" ;;
-        qos1) add "$client" "$key.rate" "$(field "$line" rate)" ;;
+        qos1)
+            add "$client" "$key.rate" "$(field "$line" rate)"
+            add "$client" "$key.cpu" "$(awk -v a="$c0" -v b="$c1" -v s="$(field "$line" secs)" -v h="$clk_tck" \
+                'BEGIN { if (s > 0) printf "%.0f", (b - a) / h / s * 100; else print "n/a" }')" ;;
         rtt* | ertt*)
             add "$client" "$key.p50" "$(field "$line" p50_us)"
             add "$client" "$key.p99" "$(field "$line" p99_us)"
@@ -162,7 +165,11 @@ run_one() {
         conns)
             add "$client" "$key.ok" "$(field "$line" connected)"
             add "$client" "$key.us" "$(field "$line" per_conn_us)"
-            add "$client" "$key.kib" "$(field "$line" per_conn_kib)" ;;
+            add "$client" "$key.kib" "$(field "$line" per_conn_kib)"
+            # The broker's side of each connection (accept, CONNACK, and the
+            # close at the end): the floor under the time per connection.
+            add "$client" "$key.bus" "$(awk -v a="$c0" -v b="$c1" -v n="$(field "$line" connected)" -v h="$clk_tck" \
+                'BEGIN { if (n > 0) printf "%.1f", (b - a) / h / n * 1e6; else print "n/a" }')" ;;
     esac
 }
 
@@ -250,6 +257,7 @@ rows=(
     "qos0.cpu|broker CPU % of a core during QoS 0"
     "instr|user-space instructions per QoS 0 publish, callgrind marginal (less)"
     "qos1w1k.rate|QoS 1 msg/s, window 1,000 (more)"
+    "qos1w1k.cpu|broker CPU % of a core during QoS 1, window 1,000"
     "qos1w64k.rate|QoS 1 msg/s, window 65,535 (more)"
     "ertt0.p50|round trip QoS 0 p50 us, one thread (tether embedded) (less)|rtt0.p50"
     "ertt0.p99|round trip QoS 0 p99 us, one thread (tether embedded) (less)|rtt0.p99"
@@ -266,6 +274,7 @@ rows=(
     "maxconns.ok|most connections in one process (asked: $max_conns)"
     "conns.us|time per connection us, $conns connections (less)"
     "conns.kib|client RSS per connection KiB, $conns connections (less)"
+    "conns.bus|broker CPU us per connection (connect and close), $conns connections"
 )
 
 echo
