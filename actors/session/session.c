@@ -12,6 +12,7 @@
 #include "actors/core/alloc.h"
 #include "actors/core/log.h"
 #include "actors/pool.h"
+#include "actors/session/spool.h"
 #include "codecs/mqtt/mqtt_codec.h"
 
 enum { ST_IDLE = 0, ST_CONNECTING, ST_WAIT_CONNACK, ST_UP, ST_BACKOFF, ST_DEAD };
@@ -130,6 +131,13 @@ static void emit(tt_client *c, tt_client_event_kind kind, tt_err err, int detail
 
 static void finish(tti_req *r, tt_err rc, int detail, const char *reason) {
     (void)tt_promise_complete(tti_future_promise(r->f), rc, detail, reason ? "%s" : NULL, reason);
+}
+
+/* A publish is over: out of the queue file too, unless it fails only because
+ * the client or its connection went away (then a restart sends it). */
+static void pub_finish(tt_client *c, tti_pubreq *p, tt_err rc, int detail, const char *reason) {
+    if (p->sseq && !c->sp_keep) tti_spool_del(c->spool, p->sseq, p->len);
+    finish(&p->r, rc, detail, reason);
 }
 
 /* ---- Writing --------------------------------------------------------------- */
@@ -296,6 +304,76 @@ static void write_pub(tt_client *c, tti_pubreq *p, bool dup) {
     if (!write_aliased(c, p, NULL, 0, NULL)) out_bytes(c, p->data, p->len);
 }
 
+/* ---- The queue file ------------------------------------------------------------ */
+
+/* Write what the queue file has buffered; rewrite it when it is mostly
+ * finished records (in flight first, then queued: the order of sending). */
+static void spool_sync(tt_client *c) {
+    if (!tti_spool_wants_compact(c->spool)) {
+        (void)tti_spool_flush(c->spool);
+        return;
+    }
+    tti_spool_compact_begin(c->spool);
+    for (tti_pubreq *p = c->fl_head; p; p = (tti_pubreq *)(void *)p->r.next)
+        tti_spool_compact_put(c->spool, p->sseq, p->data, p->len);
+    for (tti_pubreq *p = c->q_head; p; p = (tti_pubreq *)(void *)p->r.next)
+        tti_spool_compact_put(c->spool, p->sseq, p->data, p->len);
+    if (tti_spool_compact_end(c->spool) != TT_OK) (void)tti_spool_flush(c->spool);
+}
+
+static void q_push(tt_client *c, tti_pubreq *p);
+
+/* A publish from the file: a request of its own, with no caller (its future
+ * is dropped at once and freed when it finishes). */
+static tt_err restore_one(void *arg, uint64_t seq, const uint8_t *data, uint32_t len) {
+    tt_client *c = arg;
+    tti_mqtt_fixed fx;
+    const char *why = NULL;
+    if (len < 2 || tti_mqtt_decode_fixed(data, len, c->version, 0, &fx, &why) <= 0 || fx.total != len ||
+        fx.type != TTI_MQTT_PUBLISH || len < fx.header_len + 2u)
+        return TT_EINVAL;
+    uint32_t tlen = (uint32_t)data[fx.header_len] << 8 | data[fx.header_len + 1];
+    uint8_t qos = (uint8_t)((data[0] >> 1) & 3);
+    if (qos == 0 || qos == 3 || fx.header_len + 2u + tlen + 2u > len) return TT_EINVAL;
+    tt_future *f = tti_future_new(NULL, sizeof(tti_pubreq) + len);
+    if (!f) return TT_ENOMEM;
+    tti_pubreq *p = tti_future_extra(f);
+    memset(p, 0, sizeof *p);
+    p->r.f = f;
+    p->r.msg.type = TTI_REQ_PUBLISH;
+    p->len = len;
+    p->qos = qos;
+    p->sseq = seq;
+    p->pid_off = (uint32_t)fx.header_len + 2u + tlen;
+    memcpy(p->data, data, len);
+    p->data[0] &= (uint8_t)~0x08;    /* new packet ids: not a redelivery (DUP) */
+    tt_future_free(f);               /* nobody waits: the promise's reference frees it */
+    atomic_fetch_add_explicit(&c->queued_bytes, len, memory_order_relaxed);
+    q_push(c, p);
+    return TT_OK;
+}
+
+tt_err tti_session_restore(tt_client *c, const char *path, char *why, size_t whylen) {
+    tt_err rc = tti_spool_open(path, c->version, restore_one, c, &c->spool, why, whylen);
+    if (rc == TT_OK) {
+        if (c->q_head)
+            TTI_LOG(INFO, "session", "%s: %zu publishes from the queue file wait for a connection", path,
+                    tti_spool_live(c->spool));
+        return TT_OK;
+    }
+    if (rc == TT_EINVAL && !*why) snprintf(why, whylen, "%s holds a record that is not a publish", path);
+    /* Undo a partial restore. */
+    tti_pubreq *p;
+    while ((p = c->q_head) != NULL) {
+        c->q_head = (tti_pubreq *)(void *)p->r.next;
+        atomic_fetch_sub_explicit(&c->queued_bytes, p->len, memory_order_relaxed);
+        (void)tt_promise_complete(tti_future_promise(p->r.f), TT_ECLOSED, 0, NULL);
+    }
+    c->q_tail = NULL;
+    c->q_bytes = 0;
+    return rc;
+}
+
 /* ---- Outbound publishes ----------------------------------------------------- */
 
 static void q_push(tt_client *c, tti_pubreq *p) {
@@ -398,11 +476,12 @@ static void pump(tt_client *c) {
             char why[120];
             snprintf(why, sizeof why, "packet of %u bytes exceeds the broker's maximum of %u",
                      p->len, c->server_max_packet);
-            finish(&p->r, TT_EINVAL, TTI_MQTT_RC_PACKET_TOO_LARGE, why);
+            pub_finish(c, p, TT_EINVAL, TTI_MQTT_RC_PACKET_TOO_LARGE, why);
             continue;
         }
         if (!tti_promise_commit(tti_future_promise(p->r.f))) {
             /* cancelled or timed out while queued: never sent */
+            if (p->sseq) tti_spool_del(c->spool, p->sseq, p->len);
             (void)tt_promise_complete(tti_future_promise(p->r.f), TT_ECANCELED, 0, NULL);
             continue;
         }
@@ -415,7 +494,7 @@ static void pump(tt_client *c) {
         }
         p->pid = id_alloc(c, p);
         if (!p->pid) {               /* cannot happen below a 65535 window */
-            finish(&p->r, TT_EAGAIN, 0, "no free packet identifier");
+            pub_finish(c, p, TT_EAGAIN, 0, "no free packet identifier");
             continue;
         }
         p->state = TTI_PUB_SENT;
@@ -435,7 +514,7 @@ static void pub_done(tt_client *c, tti_pubreq *p, tt_err rc, int detail, const c
     id_put(c, p->pid, NULL);
     fl_unlink(c, p);
     c->inflight--;
-    finish(&p->r, rc, detail, why);
+    pub_finish(c, p, rc, detail, why);
 }
 
 /* ---- Subscriptions ------------------------------------------------------------ */
@@ -1034,6 +1113,7 @@ static size_t tr_read(void *ctx, const uint8_t *data, size_t len, size_t *need) 
     acks_flush(c);
     acks.owner = NULL;
     if (c->tr) tti_transport_flush(c->tr);
+    if (c->spool) spool_sync(c);     /* what the acknowledgements finished */
     return used;
 }
 
@@ -1119,8 +1199,10 @@ static void start_connect(tt_client *c) {
 
 static void fail_queue(tt_client *c, tt_err err, const char *why) {
     tti_pubreq *p;
-    while ((p = q_pop(c)) != NULL) finish(&p->r, err, 0, why);
+    c->sp_keep = true;               /* the connection or the client is gone, not the messages */
+    while ((p = q_pop(c)) != NULL) pub_finish(c, p, err, 0, why);
     while (c->fl_head) pub_done(c, c->fl_head, err, 0, why);
+    c->sp_keep = false;
     while (c->ctl_head) {
         tti_subreq *s = c->ctl_head;
         c->ctl_head = (tti_subreq *)(void *)s->r.next;
@@ -1320,7 +1402,7 @@ static void handle_publish(tt_client *c, tti_pubreq *p) {
         while (c->q_bytes + p->len > c->offline_max) {
             if (c->overflow == TT_OVERFLOW_DROP_OLDEST && c->q_head) {
                 tti_pubreq *old = q_pop(c);
-                finish(&old->r, TT_EAGAIN, 0, "dropped from the full offline queue");
+                pub_finish(c, old, TT_EAGAIN, 0, "dropped from the full offline queue");
             } else {
                 char why[120];
                 snprintf(why, sizeof why, "offline queue full (%zu of %zu bytes)", c->q_bytes, c->offline_max);
@@ -1330,6 +1412,7 @@ static void handle_publish(tt_client *c, tti_pubreq *p) {
             }
         }
     }
+    if (c->spool && p->qos) p->sseq = tti_spool_add(c->spool, p->data, p->len);
     q_push(c, p);
     c->pump_pending = true;          /* at the end of the turn, with the others */
 }
@@ -1337,6 +1420,7 @@ static void handle_publish(tt_client *c, tti_pubreq *p) {
 /* End of an actor turn: write what the turn's publishes queued, in one go. */
 void tti_session_turn_end(tt_client *c);
 void tti_session_turn_end(tt_client *c) {
+    if (c->spool) spool_sync(c);     /* on disk before on the wire */
     if (!c->pump_pending) return;
     c->pump_pending = false;
     pump(c);
@@ -1416,6 +1500,8 @@ void tti_session_stopped(tt_client *c) {
     c->reconnect = false;
     fail_transient(c, TT_ECLOSED, "client closed");
     fail_queue(c, TT_ECLOSED, "client closed");
+    tti_spool_close(c->spool);       /* its publishes stay in it; the file is free again */
+    c->spool = NULL;
     if (c->timer) tti_timer_fini(c->timer);
     c->timer = NULL;
     if (c->pl) {

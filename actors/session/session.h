@@ -46,6 +46,7 @@ typedef struct tti_pubreq {
     uint8_t qos;
     uint8_t state;                    /* TTI_PUB_* */
     uint8_t resends;                  /* redeliveries after reconnects */
+    uint64_t sseq;                    /* its record in the queue file; 0: none */
     uint8_t data[];
 } tti_pubreq;
 
@@ -130,6 +131,7 @@ struct tt_client {
     tt_event_fn on_event;
     void *on_event_arg;
     tti_pull *pl;                     /* pull mode only */
+    struct tti_spool *spool;          /* the queue file (offline_queue_file); NULL: none */
     uint32_t max_packet;
     uint32_t connect_timeout_ms, op_timeout_ms;
     uint32_t backoff_min, backoff_max;
@@ -184,9 +186,14 @@ struct tt_client {
     bool ping_out;
     bool tx_mark;                     /* bytes written since the last keepalive tick */
     bool sub_ids_ok;                  /* the broker accepts Subscription Identifiers */
+    bool sp_keep;                     /* publishes failing now stay in the queue file */
     /* statistics: written by the loop only, read from any thread */
     _Atomic uint64_t st_bytes_out, st_bytes_in, st_pubs_out, st_msgs_in, st_connects, st_aliased;
     tt_future *close_f;
 };
+
+/* Open the queue file and queue the publishes it holds (tt_client_new,
+ * before the actor runs). On failure nothing is left behind; `why` says why. */
+tt_err tti_session_restore(tt_client *c, const char *path, char *why, size_t whylen);
 
 #endif

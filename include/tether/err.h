@@ -26,6 +26,7 @@ TT_BEGIN_DECLS
     X(TT_EBUSY,       -14,  "busy or still pending")                             \
     X(TT_ENOTFOUND,   -15,  "not found")                                         \
     X(TT_EAUTH,       -16,  "not authorized")                                    \
+    X(TT_EIO,         -17,  "file read or write failed")                         \
     X(TT_EINTERNAL,   -99,  "internal error")
 
 typedef enum tt_err {

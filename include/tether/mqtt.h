@@ -153,6 +153,20 @@ typedef struct tt_client_opts {
      * fails the connect: TT_EAUTH (credentials), TT_ECONNREFUSED (the broker
      * refused the proxy), TT_EREFUSED (other refusals), with the reason. */
     const char *proxy;
+    /* Keep QoS 1 and 2 publishes in this file from the call until they are
+     * finished, so a process that stops or crashes sends them when it starts
+     * again with the same file (created 0600 if missing; one client at a
+     * time: TT_EBUSY for a second). Records leave the file when acknowledged
+     * or failed for good (refused, cancelled, dropped by the overflow policy);
+     * those failing because the client closed or the connection is gone stay.
+     * Restored publishes are queued at tt_client_new(), before anything new,
+     * and sent after connect with new packet ids, so a message that was in
+     * flight at the crash may arrive twice (QoS 2 included), never not at
+     * all. QoS 0 is never kept. The file is written once per loop turn, before
+     * the packets go out, and not synced: it survives the process, not a
+     * power loss. If it cannot be written, publishing goes on in memory and
+     * the error is logged. NULL: memory only. */
+    const char *offline_queue_file;
 } tt_client_opts;
 
 #define TT_KEEPALIVE_OFF 0xFFFFu

@@ -12,6 +12,7 @@
 #include "actors/core/log.h"
 #include "actors/pool.h"
 #include "actors/session/session.h"
+#include "actors/session/spool.h"
 #include "codecs/mqtt/mqtt_codec.h"
 #include "codecs/mqtt/mqtt_internal.h"
 #include "transport/proxy.h"
@@ -115,6 +116,7 @@ static void c_destroy(tti_actor *a) {
         tti_free(c->in_alias);
     }
     free_pull(c);
+    tti_spool_close(c->spool);
     tti_free(c->qos2_rx);
     if (c->tls_ctx) tti_tls_ctx_unref(c->tls_ctx);
     free_config(c);
@@ -397,6 +399,11 @@ tt_err tt_client_new(tt_runtime *rt, const tt_client_opts *user_opts, tt_client 
     tti_loop *loop = rc == TT_OK ? tti_runtime_pick_io(rt) : NULL;
     if (rc == TT_OK && !loop) rc = TT_ECLOSED;
     if (rc == TT_OK && !(c->strand = tti_strand_new(rt))) rc = TT_ENOMEM;
+    if (rc == TT_OK && o.offline_queue_file) {
+        char why[320] = "";
+        rc = tti_session_restore(c, o.offline_queue_file, why, sizeof why);
+        if (rc != TT_OK) TTI_LOG(ERROR, "client", "queue file: %s", *why ? why : tt_strerror(rc));
+    }
     if (rc != TT_OK) {
         c->in_alias_max = c->in_alias ? c->in_alias_max : 0;
         /* Not an actor yet: free by hand. */

@@ -10,3 +10,6 @@ tt_add_test(mqtt_v5_test LABEL integration TIMEOUT 120
 tt_add_test(mqtt_proxy_test LABEL integration TIMEOUT 120
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/mqtt_proxy_test.c ${PROJECT_SOURCE_DIR}/tests/support/broker.c
           ${PROJECT_SOURCE_DIR}/tests/support/certs.c)
+# The offline queue's file: restarts, a crashed process, a torn record.
+tt_add_test(mqtt_spool_test LABEL integration TIMEOUT 120
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/mqtt_spool_test.c ${PROJECT_SOURCE_DIR}/tests/support/broker.c)
