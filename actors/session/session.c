@@ -462,7 +462,7 @@ static void stage_pub(tt_client *c, stage *st, tti_pubreq *p) {
 /* Send queued publishes while connected, the window allows and the socket
  * keeps up. */
 static void pump(tt_client *c) {
-    if (c->state != ST_UP) return;
+    if (c->state != ST_UP || c->disc_sent) return;
     stage st;
     st.n = 0;
     st.congested = tti_transport_congested(c->tr);
@@ -1189,6 +1189,7 @@ static void start_connect(tt_client *c) {
     o.proxy_user = c->proxy_user;
     o.proxy_pass = c->proxy_pass;
     c->state = ST_CONNECTING;
+    c->disc_sent = false;
     tti_timer_arm(c->timer, c->connect_timeout_ms);
     tt_err rc = tti_transport_connect(c->actor.loop->base, &o, &tr_cbs, c, &c->tr);
     if (rc != TT_OK) {
@@ -1377,9 +1378,17 @@ static void handle_disconnect(tt_client *c, tti_req *r) {
         finish(r, TT_OK, 0, NULL);
         return;
     }
+    /* What this turn queued goes before the DISCONNECT (QoS 0 completes as
+     * written: after the DISCONNECT the broker would drop it); nothing is
+     * written after it. */
+    if (c->pump_pending) {
+        c->pump_pending = false;
+        pump(c);
+    }
     uint8_t d[2] = { 0xE0, 0x00 };
     out_bytes(c, d, 2);
     tti_transport_flush(c->tr);
+    c->disc_sent = true;
     c->disconnect_f = r->f;
     /* The broker closes after DISCONNECT; the transport reports it. Until then
      * keep the state so the socket flushes. */

@@ -187,6 +187,7 @@ struct tt_client {
     bool tx_mark;                     /* bytes written since the last keepalive tick */
     bool sub_ids_ok;                  /* the broker accepts Subscription Identifiers */
     bool sp_keep;                     /* publishes failing now stay in the queue file */
+    bool disc_sent;                   /* DISCONNECT written: nothing more on this connection */
     /* statistics: written by the loop only, read from any thread */
     _Atomic uint64_t st_bytes_out, st_bytes_in, st_pubs_out, st_msgs_in, st_connects, st_aliased;
     tt_future *close_f;

@@ -514,6 +514,44 @@ static void test_offline_queue_bound(void) {
     tt_runtime_free(g_rt);
 }
 
+/* ---- Publishes right before a disconnect ------------------------------------------------ */
+
+/* Publishes made just before tt_client_disconnect() go out before the
+ * DISCONNECT: every QoS 0 publish reported written reaches the subscriber. */
+static void test_publish_then_disconnect(void) {
+    rt_up();
+    tt_broker b;
+    TT_REQUIRE(tt_broker_start(&b, NULL) == 0);
+    inbox in = { .lock = PTHREAD_MUTEX_INITIALIZER };
+    tt_client_opts so = TT_OPTS_INIT(tt_client_opts);
+    tt_client *sub = connected(&b, &so);
+    TT_REQUIRE(sub);
+    TT_REQUIRE(subscribe1(sub, "bye/#", TT_QOS0, &in) == TT_OK);
+    int written = 0, rounds = 20;
+    for (int r = 0; r < rounds; r++) {
+        tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
+        tt_client *c = connected(&b, &o);
+        TT_REQUIRE(c);
+        tt_future *fs[40];
+        for (int i = 0; i < 40; i++) fs[i] = tt_client_pub(c, "bye/now", "x", 1, TT_QOS0, false);
+        TT_CHECK_EQ_INT(wait_free(tt_client_disconnect(c)), TT_OK);
+        for (int i = 0; i < 40; i++) {
+            if (tt_future_wait(fs[i], WAIT_MS) == TT_OK) written++;
+            tt_future_free(fs[i]);
+        }
+        tt_client_free(c);
+    }
+    TT_CHECK(wait_count(&in, written, WAIT_MS));
+    usleep(100000);
+    fprintf(stderr, "  %d of %d publishes reported written; %d received\n", written, rounds * 40,
+            inbox_count(&in));
+    TT_CHECK_EQ_INT(inbox_count(&in), written);
+    TT_CHECK(written > 0);
+    tt_client_free(sub);
+    tt_broker_free(&b);
+    tt_runtime_free(g_rt);
+}
+
 /* ---- Many clients in one process --------------------------------------------------------- */
 
 static void test_thousand_clients(void) {
@@ -722,6 +760,7 @@ TT_TEST_LIST = {
     { "keepalive_detects_stalled_broker", test_keepalive_detects_stalled_broker },
     { "specific_errors", test_specific_errors },
     { "offline_queue_bound", test_offline_queue_bound },
+    { "publish_then_disconnect", test_publish_then_disconnect },
     { "thousand_clients", test_thousand_clients },
     { "pull_props_and_self_free", test_pull_props_and_self_free },
     { "no_secrets_in_logs", test_no_secrets_in_logs },
