@@ -156,7 +156,16 @@ tt_err tti_spool_open(const char *path, uint8_t version, tti_spool_rec_fn fn, vo
     tt_err rc = TT_OK;
     rec *v = NULL;
     size_t nv = 0, capv = 0, good = HDR_LEN;
-    if (size == 0) {
+    /* A header cut short by a crash while the file was being made counts as
+     * an empty file. */
+    if (size > 0 && size < HDR_LEN && memcmp(img, MAGIC, size < sizeof MAGIC ? size : sizeof MAGIC) == 0) {
+        if (ftruncate(fd, 0) != 0 || lseek(fd, 0, SEEK_SET) != 0)
+            rc = fail_why(why, whylen, TT_EIO, "cannot repair the queue file", path, errno);
+        size = 0;
+    }
+    if (rc != TT_OK) {
+        /* reported below */
+    } else if (size == 0) {
         uint8_t hdr[HDR_LEN] = { 0 };
         memcpy(hdr, MAGIC, sizeof MAGIC);
         hdr[8] = version;

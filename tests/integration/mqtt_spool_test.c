@@ -243,6 +243,19 @@ static void test_crash_and_torn_tail(void) {
     TT_CHECK_EQ_INT(rc, TT_EINVAL);
     TT_CHECK(!spooled(dead, file, TT_MQTT_5, &rc));
     TT_CHECK_EQ_INT(rc, TT_EINVAL);
+    /* A header cut short (a crash while the file was being made): an empty queue. */
+    char cut[340];
+    snprintf(cut, sizeof cut, "%s/cut-queue", b.dir);
+    int cfd = open(cut, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    TT_REQUIRE(cfd >= 0);
+    TT_CHECK(write(cfd, "TTSPO", 5) == 5);
+    close(cfd);
+    tt_client *fresh = spooled(dead, cut, TT_MQTT_311, &rc);
+    TT_CHECK(fresh != NULL);
+    if (fresh) {
+        TT_CHECK_EQ_INT((int)queued(fresh), 0);
+        close_free(fresh);
+    }
     /* A directory that does not exist. */
     char nowhere[340];
     snprintf(nowhere, sizeof nowhere, "%s/no/such/dir/queue", b.dir);
