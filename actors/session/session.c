@@ -951,14 +951,15 @@ static void on_connack(tt_client *c, const tti_mqtt_pkt *pkt) {
     c->last_rx_ms = c->last_tx_ms = c->up_since_ms;
     c->ping_out = false;
     c->window = c->max_inflight;
+    c->server_recv_max = 65535;
     c->server_max_packet = TTI_MQTT_MAX_PACKET;
     c->oa_max = 0;
     c->sub_ids_ok = c->version == TTI_MQTT_V5;
     st_add(&c->st_connects, 1);
     if (c->version == TTI_MQTT_V5) {
         const tti_mqtt_props *pr = &pkt->props;
-        if ((pr->present & TTI_MQTT_PBIT(TTI_MQTT_PROP_RECEIVE_MAX)) && pr->receive_max < c->window)
-            c->window = pr->receive_max;
+        if (pr->present & TTI_MQTT_PBIT(TTI_MQTT_PROP_RECEIVE_MAX)) c->server_recv_max = pr->receive_max;
+        if (c->server_recv_max < c->window) c->window = c->server_recv_max;
         if (pr->present & TTI_MQTT_PBIT(TTI_MQTT_PROP_MAX_PACKET_SIZE))
             c->server_max_packet = pr->max_packet_size;
         if (pr->present & TTI_MQTT_PBIT(TTI_MQTT_PROP_SERVER_KEEP_ALIVE))
@@ -1452,6 +1453,18 @@ static void handle_sub(tt_client *c, tti_subreq *s) {
     }
 }
 
+/* A new window: the next connection uses it, and this one at once (within
+ * the broker's Receive Maximum). A larger one lets queued publishes go now; a
+ * smaller one holds new ones until enough are acknowledged. */
+static void handle_window(tt_client *c, tti_winreq *w) {
+    c->max_inflight = w->n;
+    if (c->state == ST_UP) {
+        c->window = w->n < c->server_recv_max ? w->n : c->server_recv_max;
+        c->pump_pending = true;
+    }
+    finish(&w->r, TT_OK, 0, NULL);
+}
+
 static void handle_ping(tt_client *c, tti_req *r) {
     if (c->state != ST_UP) {
         finish(r, TT_ECLOSED, 0, "not connected");
@@ -1477,6 +1490,7 @@ void tti_session_dispatch(tt_client *c, tti_msg *m) {
     case TTI_REQ_SUBSCRIBE:
     case TTI_REQ_UNSUBSCRIBE: handle_sub(c, (tti_subreq *)(void *)r); break;
     case TTI_REQ_PING: handle_ping(c, r); break;
+    case TTI_REQ_WINDOW: handle_window(c, (tti_winreq *)(void *)r); break;
     default: finish(r, TT_EINVAL, 0, "unknown request"); break;
     }
 }

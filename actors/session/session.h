@@ -27,6 +27,7 @@ enum {
     TTI_REQ_UNSUBSCRIBE,
     TTI_REQ_PING,
     TTI_REQ_CLOSE,
+    TTI_REQ_WINDOW,
 };
 
 /* A request from the API; lives in its future's extra space (one allocation). */
@@ -51,6 +52,12 @@ typedef struct tti_pubreq {
 } tti_pubreq;
 
 enum { TTI_PUB_QUEUED = 0, TTI_PUB_SENT, TTI_PUB_RELEASING };
+
+/* tt_client_set_max_inflight(). */
+typedef struct tti_winreq {
+    tti_req r;
+    uint16_t n;
+} tti_winreq;
 
 /* One subscription entry as the session keeps it. */
 typedef struct tti_subent {
@@ -140,7 +147,8 @@ struct tt_client {
     uint16_t port;
     uint16_t proxy_port;
     uint16_t keepalive;
-    uint16_t max_inflight;
+    uint16_t max_inflight;            /* the caller's window (loop: tt_client_set_max_inflight) */
+    uint16_t server_recv_max;         /* the broker's Receive Maximum on this connection */
     uint8_t version;
     bool tls;
     bool ws;                          /* ws:// or wss:// */

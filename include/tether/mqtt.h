@@ -201,6 +201,16 @@ TT_API tt_future *tt_client_connect(tt_client *c);
  */
 TT_API tt_future *tt_client_disconnect(tt_client *c);
 
+/**
+ * Change the outbound QoS>0 window (tt_client_opts.max_inflight) while the
+ * client runs, e.g. to a server's advertised limit. It applies at once to the
+ * current connection (never above the broker's Receive Maximum) and to later
+ * ones. Lowering it below what is in flight holds new publishes until enough
+ * are acknowledged. Completes: when the client's loop has applied it.
+ * Errors: TT_EINVAL (0), TT_ECLOSED.
+ */
+TT_API tt_future *tt_client_set_max_inflight(tt_client *c, uint16_t n);
+
 /** An outgoing message. Copied by tt_client_publish(). */
 typedef struct tt_pub {
     uint32_t size;                     /* TT_OPTS_INIT(tt_pub) */

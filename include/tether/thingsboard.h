@@ -224,9 +224,11 @@ TT_API tt_future *tt_tb_device_rpc_call(tt_tb_device *d, const char *method, con
 
 /**
  * Ask the server for its session limits (RPC getSessionLimits) and apply
- * them: maxPayloadSize caps every message (telemetry is split below it), and
- * the rateLimits windows ("count:seconds,...") for messages, telemetry
- * messages and telemetry data points delay sends that would exceed them.
+ * them: maxPayloadSize caps every message (telemetry is split below it),
+ * maxInflightMessages becomes the client's QoS 1 window
+ * (tt_client_set_max_inflight), and the rateLimits windows
+ * ("count:seconds,...") for messages, telemetry messages and telemetry data
+ * points delay sends that would exceed them.
  * Completes: with the limits; tt_future_get_ptr() is the server's json_t.
  * Errors: as tt_tb_device_rpc_call, TT_EPROTO (an answer that is not limits).
  */

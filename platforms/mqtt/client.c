@@ -488,6 +488,18 @@ tt_future *tt_client_ping(tt_client *c) {
     return simple_req(c, TTI_REQ_PING, c ? (c->op_timeout_ms ? c->op_timeout_ms : 30000) : 0);
 }
 
+tt_future *tt_client_set_max_inflight(tt_client *c, uint16_t n) {
+    if (!c) return failed(NULL, TT_EINVAL, "no client");
+    if (n == 0) return failed(c, TT_EINVAL, "a window of 0 would send nothing");
+    tt_future *f = tti_future_new(c->strand, sizeof(tti_winreq));
+    if (!f) return tti_future_enomem();
+    tti_winreq *w = tti_future_extra(f);
+    memset(w, 0, sizeof *w);
+    w->r.f = f;
+    w->n = n;
+    return submit(c, &w->r, TTI_REQ_WINDOW, 0, false);
+}
+
 tt_future *tt_client_publish(tt_client *c, const tt_pub *m, const tt_call_opts *opts) {
     if (!c) return failed(NULL, TT_EINVAL, "no client");
     if (!m || m->size < offsetof(tt_pub, retain) + sizeof(bool) || !m->topic)

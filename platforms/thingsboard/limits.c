@@ -227,7 +227,9 @@ tt_err tt_tb_device_set_session_limits(tt_tb_device *d, const json_t *limits) {
     const json_t *rl = json_object_get(limits, "rateLimits");
     if (d->gateway && json_is_object(json_object_get(limits, "gatewayRateLimits")))
         rl = json_object_get(limits, "gatewayRateLimits");
+    const json_t *mi = json_object_get(limits, "maxInflightMessages");
     if (mp && !(json_is_integer(mp) && json_integer_value(mp) > 16)) return TT_EINVAL;
+    if (mi && !(json_is_integer(mi) && json_integer_value(mi) > 0)) return TT_EINVAL;
     if (rl && !json_is_object(rl)) return TT_EINVAL;
     tb_bucket m, tm, tp;
     if (tti_tb_parse_windows(window_spec(rl, "messages"), &m) != TT_OK ||
@@ -235,6 +237,10 @@ tt_err tt_tb_device_set_session_limits(tt_tb_device *d, const json_t *limits) {
         tti_tb_parse_windows(window_spec(rl, "telemetryDataPoints"), &tp) != TT_OK)
         return TT_EINVAL;
     if (mp) atomic_store(&d->max_payload, (size_t)json_integer_value(mp));
+    if (mi) {
+        json_int_t n = json_integer_value(mi);
+        tt_future_free(tt_client_set_max_inflight(d->c, (uint16_t)(n > 65535 ? 65535 : n)));
+    }
     pthread_mutex_lock(&d->lock);
     d->msgs = m;
     d->tele_msgs = tm;

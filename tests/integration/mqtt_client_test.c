@@ -552,6 +552,50 @@ static void test_publish_then_disconnect(void) {
     tt_runtime_free(g_rt);
 }
 
+/* ---- Changing the window on a live connection ------------------------------------------- */
+
+static uint64_t pubs_out(tt_client *c) {
+    tt_client_stats st;
+    tt_client_stats_get(c, &st);
+    return st.publishes_out;
+}
+
+static bool wait_pubs_out(tt_client *c, uint64_t n) {
+    for (int i = 0; i < 400 && pubs_out(c) < n; i++) usleep(5000);
+    return pubs_out(c) >= n;
+}
+
+/* With the broker stopped (SIGSTOP: the connection stays, nothing is
+ * acknowledged) the window is exactly what gets written. */
+static void test_set_max_inflight(void) {
+    rt_up();
+    tt_broker b;
+    TT_REQUIRE(tt_broker_start(&b, NULL) == 0);
+    tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
+    o.max_inflight = 3;
+    tt_client *c = connected(&b, &o);
+    TT_REQUIRE(c);
+    TT_CHECK_EQ_INT(wait_free(tt_client_set_max_inflight(c, 0)), TT_EINVAL);
+    TT_CHECK_EQ_INT(wait_free(tt_client_set_max_inflight(c, 1)), TT_OK);
+    uint64_t base = pubs_out(c);
+    TT_REQUIRE(tt_broker_pause(&b) == 0);
+    tt_future *fs[10];
+    for (int i = 0; i < 10; i++) fs[i] = tt_client_pub(c, "win/t", "x", 1, TT_QOS1, false);
+    TT_CHECK(wait_pubs_out(c, base + 1));
+    usleep(100000);
+    TT_CHECK_EQ_INT((int)(pubs_out(c) - base), 1);          /* window 1: one written */
+    TT_CHECK_EQ_INT(wait_free(tt_client_set_max_inflight(c, 6)), TT_OK);
+    TT_CHECK(wait_pubs_out(c, base + 6));
+    usleep(100000);
+    TT_CHECK_EQ_INT((int)(pubs_out(c) - base), 6);          /* 6 now, not 10 */
+    TT_REQUIRE(tt_broker_resume(&b) == 0);
+    for (int i = 0; i < 10; i++) TT_CHECK_EQ_INT(wait_free(fs[i]), TT_OK);
+    TT_CHECK_EQ_INT((int)(pubs_out(c) - base), 10);
+    tt_client_free(c);
+    tt_broker_free(&b);
+    tt_runtime_free(g_rt);
+}
+
 /* ---- Many clients in one process --------------------------------------------------------- */
 
 static void test_thousand_clients(void) {
@@ -761,6 +805,7 @@ TT_TEST_LIST = {
     { "specific_errors", test_specific_errors },
     { "offline_queue_bound", test_offline_queue_bound },
     { "publish_then_disconnect", test_publish_then_disconnect },
+    { "set_max_inflight", test_set_max_inflight },
     { "thousand_clients", test_thousand_clients },
     { "pull_props_and_self_free", test_pull_props_and_self_free },
     { "no_secrets_in_logs", test_no_secrets_in_logs },

@@ -658,6 +658,13 @@ static void test_session_limits(void) {
     TT_CHECK(json_equal(tt_future_get_ptr(f), lim));
     tt_future_free(f);
     json_decref(lim);
+    /* maxInflightMessages must be a positive count; a bad one changes nothing */
+    json_t *bad = json_pack("{s:i}", "maxInflightMessages", 0);
+    TT_CHECK_EQ_INT(tt_tb_device_set_session_limits(fx.dev, bad), TT_EINVAL);
+    json_decref(bad);
+    bad = json_pack("{s:s}", "maxInflightMessages", "many");
+    TT_CHECK_EQ_INT(tt_tb_device_set_session_limits(fx.dev, bad), TT_EINVAL);
+    json_decref(bad);
     /* a watcher measures every telemetry message */
     tt_client_opts co = TT_OPTS_INIT(tt_client_opts);
     char url[64];
