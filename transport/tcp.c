@@ -239,13 +239,26 @@ static void raw_send(tti_transport *t, const uint8_t *p, size_t n) {
     if ((size_t)w < n && tx_keep(t, p + w, n - (size_t)w)) set_want_write(t, true);
 }
 
+/* Where the session's bytes go on a layered connection. */
+static struct evbuffer *top_out(tti_transport *t) {
+    layers *x = t->x;
+    return x->ws ? x->ws_out : x->tls ? x->plain_out : x->sock_out;
+}
+
+/* Bytes of `t` leave the loop's shared buffer: to the socket (plain TCP), or
+ * into the top layer (framed or encrypted at the flush). */
+static void pass_on(tti_transport *t, const uint8_t *p, size_t n) {
+    if (t->x) evbuffer_add(top_out(t), p, n);
+    else raw_send(t, p, n);
+}
+
 static void stage_flush(tti_transport *t) {
     tti_io_scratch *io = t->io;
     if (io->tx_owner != t) return;
     size_t n = io->tx_n;
     io->tx_n = 0;
     io->tx_owner = NULL;
-    if (n && t->err == TT_OK) raw_send(t, io->tx, n);
+    if (n && t->err == TT_OK) pass_on(t, io->tx, n);
 }
 
 /* The socket has room again. False when the transport failed. */
@@ -873,12 +886,7 @@ tt_err tti_transport_connect(struct event_base *base, const tti_transport_opts *
 
 void tti_transport_write(tti_transport *t, const void *p, size_t n) {
     if (t->err != TT_OK || !t->connected || n == 0) return;
-    layers *x = t->x;
-    if (x) {
-        evbuffer_add(x->ws ? x->ws_out : x->tls ? x->plain_out : x->sock_out, p, n);
-        return;
-    }
-    if (t->tx_len > t->tx_off) {     /* the socket is behind: join the queue */
+    if (t->tx_len > t->tx_off) {     /* plain TCP, the socket is behind: join the queue */
         (void)tx_keep(t, p, n);
         return;
     }
@@ -892,7 +900,7 @@ void tti_transport_write(tti_transport *t, const void *p, size_t n) {
         stage_flush(t);
         if (t->err != TT_OK) return;
         if (n > TTI_IO_TX_CAP / 2) {
-            raw_send(t, p, n);
+            pass_on(t, p, n);
             return;
         }
         io->tx_owner = t;
@@ -903,10 +911,9 @@ void tti_transport_write(tti_transport *t, const void *p, size_t n) {
 
 void tti_transport_flush(tti_transport *t) {
     if (t->err != TT_OK || !t->connected) return;
+    stage_flush(t);
     layers *x = t->x;
-    if (!x) {
-        stage_flush(t);
-    } else {
+    if (x) {
         if (x->ws && x->ws_up && evbuffer_get_length(x->ws_out) > 0 && !ws_frame_out(t)) return;
         if (x->tls && !tls_push(t)) return;
         sock_flush(t);

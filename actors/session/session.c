@@ -156,21 +156,6 @@ static void out_bytes(tt_client *c, const void *p, size_t n) {
     c->tx_mark = true;
 }
 
-/* Acknowledgements written while one read is parsed go out in one append:
- * one buffer per loop thread, owned by the client whose input is being read
- * (no per-client memory). */
-static _Thread_local struct {
-    tt_client *owner;
-    tti_transport *tr;                /* acknowledgements belong to this connection only */
-    size_t n;
-    uint8_t buf[1024];
-} acks;
-
-static void acks_flush(tt_client *c) {
-    if (acks.owner == c && acks.n && c->tr && c->tr == acks.tr) out_bytes(c, acks.buf, acks.n);
-    acks.n = 0;
-}
-
 static void send_simple(tt_client *c, uint8_t type, uint16_t pid, uint8_t reason) {
     uint8_t b[5];
     size_t n;
@@ -185,13 +170,7 @@ static void send_simple(tt_client *c, uint8_t type, uint16_t pid, uint8_t reason
         b[1] = 2;
         n = 4;
     }
-    if (acks.owner != c) {
-        out_bytes(c, b, n);
-        return;
-    }
-    if (acks.n + n > sizeof acks.buf) acks_flush(c);
-    memcpy(acks.buf + acks.n, b, n);
-    acks.n += n;
+    out_bytes(c, b, n);
 }
 
 /* ---- Outbound topic aliases (MQTT 5) ------------------------------------------
@@ -256,10 +235,9 @@ static void alias_add(tt_client *c, tti_mqtt_str topic, uint32_t h) {
     *e = (tti_oalias){ .hash = h, .alias = (uint16_t)++c->oa_used, .len = (uint16_t)topic.len, .topic = t };
 }
 
-/* Writes `p` with a topic alias when that applies: into `dst` when it fits
- * `room` (*used = bytes), else straight to the connection (*used = 0).
- * False: no alias applies, the caller writes p->data as it is. */
-static bool write_aliased(tt_client *c, tti_pubreq *p, uint8_t *dst, size_t room, size_t *used) {
+/* Writes `p` with a topic alias when that applies. False: no alias applies,
+ * the caller writes p->data as it is. */
+static bool write_aliased(tt_client *c, tti_pubreq *p) {
     if (!c->out_alias || !c->oa_max) return false;
     tti_mqtt_pkt pkt;
     const char *why = NULL;
@@ -277,18 +255,13 @@ static bool write_aliased(tt_client *c, tti_pubreq *p, uint8_t *dst, size_t room
     if (n <= 0 || (uint32_t)n > c->server_max_packet) return false;
     size_t len = (size_t)n;
     uint8_t small[1024];
-    uint8_t *buf = dst && len <= room ? dst : len <= sizeof small ? small : tti_malloc(len);
+    uint8_t *buf = len <= sizeof small ? small : tti_malloc(len);
     if (!buf || tti_mqtt_encode(&pkt, c->version, buf, len, &why) != n) {
-        if (buf && buf != small && buf != dst) tti_free(buf);
+        if (buf && buf != small) tti_free(buf);
         return false;
     }
     if (known) st_add(&c->st_aliased, 1);
     else alias_add(c, topic, h);      /* only once the packet that names it is built */
-    if (buf == dst) {
-        *used = len;
-        return true;
-    }
-    if (used) *used = 0;
     out_bytes(c, buf, len);
     if (buf != small) tti_free(buf);
     return true;
@@ -301,7 +274,7 @@ static void write_pub(tt_client *c, tti_pubreq *p, bool dup) {
         if (dup) p->data[0] |= 0x08;
     }
     st_add(&c->st_pubs_out, 1);
-    if (!write_aliased(c, p, NULL, 0, NULL)) out_bytes(c, p->data, p->len);
+    if (!write_aliased(c, p)) out_bytes(c, p->data, p->len);
 }
 
 /* ---- The queue file ------------------------------------------------------------ */
@@ -416,59 +389,15 @@ static void fl_unlink(tt_client *c, tti_pubreq *p) {
     else c->fl_tail = prev;
 }
 
-/* Publishes of one pump are staged and appended to the connection in large
- * pieces: each append runs the transport's buffer callbacks and locks. */
-typedef struct stage {
-    size_t n;
-    bool congested;
-    uint8_t buf[8192];
-} stage;
-
-static void stage_flush(tt_client *c, stage *st) {
-    if (!st->n) return;
-    tti_transport_write(c->tr, st->buf, st->n);
-    st_add(&c->st_bytes_out, st->n);
-    st->n = 0;
-    st->congested = tti_transport_congested(c->tr);
-}
-
-static void stage_pub(tt_client *c, stage *st, tti_pubreq *p) {
-    if (p->qos > 0) {
-        p->data[p->pid_off] = (uint8_t)(p->pid >> 8);
-        p->data[p->pid_off + 1] = (uint8_t)p->pid;
-    }
-    if (c->oa_max && c->out_alias) {
-        /* An aliased copy is at most a few bytes longer: with that room it
-         * lands in the stage; without, the stage is empty and order holds. */
-        if (st->n + p->len + 16 > sizeof st->buf) stage_flush(c, st);
-        size_t used = 0;
-        if (write_aliased(c, p, st->buf + st->n, sizeof st->buf - st->n, &used)) {
-            st->n += used;
-            if (!used) st->congested = tti_transport_congested(c->tr);
-            return;
-        }
-    }
-    if (st->n + p->len > sizeof st->buf) stage_flush(c, st);
-    if (p->len > sizeof st->buf / 2) {
-        tti_transport_write(c->tr, p->data, p->len);
-        st_add(&c->st_bytes_out, p->len);
-        st->congested = tti_transport_congested(c->tr);
-        return;
-    }
-    memcpy(st->buf + st->n, p->data, p->len);
-    st->n += p->len;
-}
-
 /* Send queued publishes while connected, the window allows and the socket
  * keeps up. */
 static void pump(tt_client *c) {
     if (c->state != ST_UP || c->disc_sent) return;
-    stage st;
-    st.n = 0;
-    st.congested = tti_transport_congested(c->tr);
-    bool wrote = false;
-    uint64_t npub = 0;
-    while (c->q_head && !st.congested) {
+    /* Writes land in the loop's shared buffer; the socket's backlog is looked
+     * at every 8 KiB. */
+    bool congested = tti_transport_congested(c->tr);
+    size_t since = 0;
+    while (c->q_head && !congested) {
         tti_pubreq *p = c->q_head;
         if (p->qos > 0 && c->inflight >= c->window) break;
         (void)q_pop(c);
@@ -485,27 +414,25 @@ static void pump(tt_client *c) {
             (void)tt_promise_complete(tti_future_promise(p->r.f), TT_ECANCELED, 0, NULL);
             continue;
         }
-        wrote = true;
-        npub++;
+        size_t len = p->len;         /* p is gone once a QoS 0 publish finishes */
         if (p->qos == 0) {
-            stage_pub(c, &st, p);    /* copied: the message can go at once */
+            write_pub(c, p, false);  /* copied: the message can go at once */
             finish(&p->r, TT_OK, 0, NULL);
-            continue;
+        } else {
+            p->pid = id_alloc(c, p);
+            if (!p->pid) {           /* cannot happen below a 65535 window */
+                pub_finish(c, p, TT_EAGAIN, 0, "no free packet identifier");
+                continue;
+            }
+            p->state = TTI_PUB_SENT;
+            c->inflight++;
+            fl_link(c, p);
+            write_pub(c, p, false);
         }
-        p->pid = id_alloc(c, p);
-        if (!p->pid) {               /* cannot happen below a 65535 window */
-            pub_finish(c, p, TT_EAGAIN, 0, "no free packet identifier");
-            continue;
+        if ((since += len) >= 8192) {
+            since = 0;
+            congested = tti_transport_congested(c->tr);
         }
-        p->state = TTI_PUB_SENT;
-        c->inflight++;
-        fl_link(c, p);
-        stage_pub(c, &st, p);
-    }
-    stage_flush(c, &st);
-    if (wrote) {
-        c->tx_mark = true;
-        st_add(&c->st_pubs_out, npub);
     }
     tti_transport_flush(c->tr);
 }
@@ -1107,13 +1034,8 @@ static size_t read_packets(tt_client *c, const uint8_t *data, size_t len, size_t
 static size_t tr_read(void *ctx, const uint8_t *data, size_t len, size_t *need) {
     tt_client *c = ctx;
     c->last_rx_ms = mono_ms();
-    acks.owner = c;
-    acks.tr = c->tr;
-    acks.n = 0;
     size_t used = read_packets(c, data, len, need);
-    acks_flush(c);
-    acks.owner = NULL;
-    if (c->tr) tti_transport_flush(c->tr);
+    if (c->tr) tti_transport_flush(c->tr);  /* the acknowledgements of this read, in one send */
     if (c->spool) spool_sync(c);     /* what the acknowledgements finished */
     return used;
 }
