@@ -142,14 +142,14 @@ static void pub_finish(tt_client *c, tti_pubreq *p, tt_err rc, int detail, const
 
 /* ---- Writing --------------------------------------------------------------- */
 
-/* Writes only mark that something went out; the keepalive tick turns the
- * mark into a time, so no write reads the clock. */
 /* Statistics have one writer (the loop): a relaxed load and store, no
  * locked instruction. */
 static inline void st_add(_Atomic uint64_t *a, uint64_t n) {
     atomic_store_explicit(a, atomic_load_explicit(a, memory_order_relaxed) + n, memory_order_relaxed);
 }
 
+/* Writes only mark that something went out; the keepalive tick turns the
+ * mark into a time, so no write reads the clock. */
 static void out_bytes(tt_client *c, const void *p, size_t n) {
     tti_transport_write(c->tr, p, n);
     st_add(&c->st_bytes_out, n);
