@@ -53,12 +53,12 @@ struct tti_actor {
     atomic_bool scheduled;
     atomic_bool closed;               /* stop requested: sends fail */
     atomic_bool aborting;             /* runtime shutdown: drop, don't handle */
+    bool dead;                        /* stop handled (loop thread only) */
     atomic_int refs;
     tti_mpsc_node ready_node;         /* link in the loop's ready queue */
     tti_loop *loop;
     const tti_actor_ops *ops;
     tti_msg stop_msg;
-    bool dead;                        /* stop handled (loop thread only) */
     void *user;                       /* free for the owner */
 };
 

@@ -251,8 +251,9 @@ tt_err tt_codec_pool_new(tt_runtime *rt, const tt_codec_pool_opts *user_opts,
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->cond, NULL);
     p->default_timeout_ms = rt->default_timeout_ms;
-    p->member.abort_io = pool_abort_io;
-    p->member.stop_strands = pool_stop_strands;
+    static const tti_member_ops member_ops = { .abort_io = pool_abort_io,
+                                               .stop_strands = pool_stop_strands };
+    p->member.ops = &member_ops;
     p->actors = tti_calloc(n, sizeof *p->actors);
     if (!p->actors) {
         pthread_cond_destroy(&p->cond);

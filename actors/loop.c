@@ -159,6 +159,7 @@ tti_io_scratch *tti_loop_io(tti_loop *l) {
     if (!l->io && (l->io = tti_malloc(sizeof *l->io)) != NULL) {
         l->io->tx_owner = NULL;
         l->io->tx_n = 0;
+        l->io->rx_head = l->io->rx_tail = NULL;
     }
     return l->io;
 }

@@ -24,6 +24,9 @@ typedef struct tt_runtime tti_runtime;
 typedef struct tti_io_scratch {
     void *tx_owner;                   /* the connection whose bytes are in tx */
     size_t tx_n;
+    /* Messages of the read being parsed, posted to their client's strand in
+     * one go when the read ends (actors/session/session.c). */
+    void *rx_head, *rx_tail;
     uint8_t tx[TTI_IO_TX_CAP];
     uint8_t rx[TTI_IO_RX_CAP];
 } tti_io_scratch;

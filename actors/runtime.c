@@ -258,7 +258,7 @@ void tt_runtime_free(tt_runtime *rt) {
      *    TT_ECLOSED and the continuations are queued on the strands. */
     pthread_mutex_lock(&rt->lock);
     for (tti_member *m = rt->members.next; m != &rt->members; m = m->next)
-        if (m->abort_io) m->abort_io(m);
+        if (m->ops && m->ops->abort_io) m->ops->abort_io(m);
     pthread_mutex_unlock(&rt->lock);
     wait_quiet(rt, rt->io, rt->nio);
     wait_groups_quiet(rt);
@@ -266,7 +266,7 @@ void tt_runtime_free(tt_runtime *rt) {
     /* 2. Stop the strands behind the queued callbacks, which still run. */
     pthread_mutex_lock(&rt->lock);
     for (tti_member *m = rt->members.next; m != &rt->members; m = m->next)
-        if (m->stop_strands) m->stop_strands(m);
+        if (m->ops && m->ops->stop_strands) m->ops->stop_strands(m);
     while (rt->members.next != &rt->members) {
         tti_member *m = rt->members.next;
         rt->members.next = m->next;
@@ -408,7 +408,8 @@ tt_err tt_actor_new(tt_runtime *rt, tt_actor **out) {
     }
     a->sweep_at = 64;
     a->default_timeout_ms = rt->default_timeout_ms;
-    a->member.abort_io = actor_abort_io;
+    static const tti_member_ops member_ops = { .abort_io = actor_abort_io };
+    a->member.ops = &member_ops;
     tti_actor_init(&a->core, l, &actor_ops);
     if (tti_runtime_add_member(rt, &a->member) != TT_OK) {
         tti_actor_stop(&a->core);

@@ -12,13 +12,17 @@
 /* Something that lives on the runtime and must be shut down with it
  * (user actors now; clients later). Linked under rt->lock. */
 typedef struct tti_member tti_member;
-struct tti_member {
-    tti_member *prev, *next;
+typedef struct tti_member_ops {
     /* Stage 1: abort the member's I/O actors (their pending work fails with
      * TT_ECLOSED). Stage 2: stop its strands (queued callbacks still run).
-     * Both run on the thread that frees the runtime, outside rt->lock. */
+     * Both run on the thread that frees the runtime, outside rt->lock; either
+     * may be NULL. */
     void (*abort_io)(tti_member *m);
     void (*stop_strands)(tti_member *m);
+} tti_member_ops;
+struct tti_member {
+    tti_member *prev, *next;
+    const tti_member_ops *ops;        /* shared by every member of a kind */
     tti_runtime *rt;                  /* NULL once the runtime is gone */
 };
 

@@ -136,7 +136,7 @@ static void finish(tti_req *r, tt_err rc, int detail, const char *reason) {
 /* A publish is over: out of the queue file too, unless it fails only because
  * the client or its connection went away (then a restart sends it). */
 static void pub_finish(tt_client *c, tti_pubreq *p, tt_err rc, int detail, const char *reason) {
-    if (p->sseq && !c->sp_keep) tti_spool_del(c->spool, p->sseq, p->len);
+    if (p->sseq && !c->rare->sp_keep) tti_spool_del(c->rare->spool, p->sseq, p->len);
     finish(&p->r, rc, detail, reason);
 }
 
@@ -182,12 +182,6 @@ static void send_simple(tt_client *c, uint8_t type, uint16_t pid, uint8_t reason
  * with more topics than aliases sends the rest in full. The map is per
  * connection and emptied when it ends. The message was encoded on the
  * caller's thread; an aliased copy is re-encoded here, on the loop. */
-typedef struct tti_oalias {
-    uint32_t hash;
-    uint16_t alias;                   /* 0: empty slot */
-    uint16_t len;
-    char *topic;
-} tti_oalias;
 
 static uint32_t topic_hash(const char *t, size_t n) {
     uint32_t h = 2166136261u;
@@ -196,29 +190,31 @@ static uint32_t topic_hash(const char *t, size_t n) {
 }
 
 static void alias_reset(tt_client *c) {
-    for (uint32_t i = 0; i < c->oa_cap; i++) tti_free(c->oa_tab[i].topic);
-    tti_free(c->oa_tab);
-    c->oa_tab = NULL;
-    c->oa_cap = c->oa_used = 0;
+    tti_client_rare *r = c->rare;
+    if (!r) return;
+    for (uint32_t i = 0; i < r->oa_cap; i++) tti_free(r->oa_tab[i].topic);
+    tti_free(r->oa_tab);
+    r->oa_tab = NULL;
+    r->oa_cap = r->oa_used = 0;
 }
 
 /* The slot of `topic`, or the empty slot where it would go (NULL: no table). */
 static tti_oalias *alias_slot(tt_client *c, const char *t, size_t n, uint32_t h) {
-    if (!c->oa_cap) return NULL;
-    for (uint32_t i = h & (c->oa_cap - 1);; i = (i + 1) & (c->oa_cap - 1)) {
-        tti_oalias *e = &c->oa_tab[i];
+    if (!c->rare->oa_cap) return NULL;
+    for (uint32_t i = h & (c->rare->oa_cap - 1);; i = (i + 1) & (c->rare->oa_cap - 1)) {
+        tti_oalias *e = &c->rare->oa_tab[i];
         if (!e->alias || (e->hash == h && e->len == n && memcmp(e->topic, t, n) == 0)) return e;
     }
 }
 
 static bool alias_grow(tt_client *c) {
-    uint32_t cap = c->oa_cap ? c->oa_cap * 2 : 16;
+    uint32_t cap = c->rare->oa_cap ? c->rare->oa_cap * 2 : 16;
     tti_oalias *tab = tti_calloc(cap, sizeof *tab);
     if (!tab) return false;
-    tti_oalias *old = c->oa_tab;
-    uint32_t ocap = c->oa_cap;
-    c->oa_tab = tab;
-    c->oa_cap = cap;
+    tti_oalias *old = c->rare->oa_tab;
+    uint32_t ocap = c->rare->oa_cap;
+    c->rare->oa_tab = tab;
+    c->rare->oa_cap = cap;
     for (uint32_t i = 0; i < ocap; i++)
         if (old[i].alias) *alias_slot(c, old[i].topic, old[i].len, old[i].hash) = old[i];
     tti_free(old);
@@ -228,11 +224,11 @@ static bool alias_grow(tt_client *c) {
 /* Remembers `topic` under the next alias (best effort: a topic not
  * remembered is simply sent in full again). */
 static void alias_add(tt_client *c, tti_mqtt_str topic, uint32_t h) {
-    if ((c->oa_used + 1) * 2 > c->oa_cap && !alias_grow(c)) return;
+    if ((c->rare->oa_used + 1) * 2 > c->rare->oa_cap && !alias_grow(c)) return;
     char *t = tti_strndup(topic.ptr, topic.len);
     if (!t) return;
     tti_oalias *e = alias_slot(c, topic.ptr, topic.len, h);
-    *e = (tti_oalias){ .hash = h, .alias = (uint16_t)++c->oa_used, .len = (uint16_t)topic.len, .topic = t };
+    *e = (tti_oalias){ .hash = h, .alias = (uint16_t)++c->rare->oa_used, .len = (uint16_t)topic.len, .topic = t };
 }
 
 /* Writes `p` with a topic alias when that applies. False: no alias applies,
@@ -247,9 +243,9 @@ static bool write_aliased(tt_client *c, tti_pubreq *p) {
     uint32_t h = topic_hash(topic.ptr, topic.len);
     tti_oalias *e = alias_slot(c, topic.ptr, topic.len, h);
     bool known = e && e->alias;
-    if (!known && c->oa_used >= c->oa_max) return false;
+    if (!known && c->rare->oa_used >= c->oa_max) return false;
     pkt.props.present |= TTI_MQTT_PBIT(TTI_MQTT_PROP_TOPIC_ALIAS);
-    pkt.props.topic_alias = known ? e->alias : (uint16_t)(c->oa_used + 1);
+    pkt.props.topic_alias = known ? e->alias : (uint16_t)(c->rare->oa_used + 1);
     if (known) pkt.u.publish.topic.len = 0;
     int n = tti_mqtt_encoded_len(&pkt, c->version, &why);
     if (n <= 0 || (uint32_t)n > c->server_max_packet) return false;
@@ -282,16 +278,16 @@ static void write_pub(tt_client *c, tti_pubreq *p, bool dup) {
 /* Write what the queue file has buffered; rewrite it when it is mostly
  * finished records (in flight first, then queued: the order of sending). */
 static void spool_sync(tt_client *c) {
-    if (!tti_spool_wants_compact(c->spool)) {
-        (void)tti_spool_flush(c->spool);
+    if (!tti_spool_wants_compact(c->rare->spool)) {
+        (void)tti_spool_flush(c->rare->spool);
         return;
     }
-    tti_spool_compact_begin(c->spool);
+    tti_spool_compact_begin(c->rare->spool);
     for (tti_pubreq *p = c->fl_head; p; p = (tti_pubreq *)(void *)p->r.next)
-        tti_spool_compact_put(c->spool, p->sseq, p->data, p->len);
+        tti_spool_compact_put(c->rare->spool, p->sseq, p->data, p->len);
     for (tti_pubreq *p = c->q_head; p; p = (tti_pubreq *)(void *)p->r.next)
-        tti_spool_compact_put(c->spool, p->sseq, p->data, p->len);
-    if (tti_spool_compact_end(c->spool) != TT_OK) (void)tti_spool_flush(c->spool);
+        tti_spool_compact_put(c->rare->spool, p->sseq, p->data, p->len);
+    if (tti_spool_compact_end(c->rare->spool) != TT_OK) (void)tti_spool_flush(c->rare->spool);
 }
 
 static void q_push(tt_client *c, tti_pubreq *p);
@@ -327,11 +323,11 @@ static tt_err restore_one(void *arg, uint64_t seq, const uint8_t *data, uint32_t
 }
 
 tt_err tti_session_restore(tt_client *c, const char *path, char *why, size_t whylen) {
-    tt_err rc = tti_spool_open(path, c->version, restore_one, c, &c->spool, why, whylen);
+    tt_err rc = tti_spool_open(path, c->version, restore_one, c, &c->rare->spool, why, whylen);
     if (rc == TT_OK) {
         if (c->q_head)
             TTI_LOG(INFO, "session", "%s: %zu publishes from the queue file wait for a connection", path,
-                    tti_spool_live(c->spool));
+                    tti_spool_live(c->rare->spool));
         return TT_OK;
     }
     if (rc == TT_EINVAL && !*why) snprintf(why, whylen, "%s holds a record that is not a publish", path);
@@ -410,7 +406,7 @@ static void pump(tt_client *c) {
         }
         if (!tti_promise_commit(tti_future_promise(p->r.f))) {
             /* cancelled or timed out while queued: never sent */
-            if (p->sseq) tti_spool_del(c->spool, p->sseq, p->len);
+            if (p->sseq) tti_spool_del(c->rare->spool, p->sseq, p->len);
             (void)tt_promise_complete(tti_future_promise(p->r.f), TT_ECANCELED, 0, NULL);
             continue;
         }
@@ -726,10 +722,12 @@ static void deliver(tt_client *c, const tti_mqtt_pkt *pkt, tti_mqtt_str topic) {
     tti_actor_retain(&c->actor);     /* the message keeps its client alive */
     m->pull_next = NULL;
     if (!c->pull) {
-        /* Batched: one post to the strand per read, not per message. */
-        if (c->rx_tail) c->rx_tail->pull_next = m;
-        else c->rx_head = m;
-        c->rx_tail = m;
+        /* Batched: one post to the strand per read, not per message. The
+         * list lives in the loop's scratch: one read at a time per loop. */
+        tti_io_scratch *io = c->actor.loop->io;
+        if (io->rx_tail) ((tt_msg *)io->rx_tail)->pull_next = m;
+        else io->rx_head = m;
+        io->rx_tail = m;
         return;
     }
     {
@@ -746,9 +744,10 @@ static void deliver(tt_client *c, const tti_mqtt_pkt *pkt, tti_mqtt_str topic) {
 
 /* Hand the messages of one read to the strand in one post. */
 static void flush_rx(tt_client *c) {
-    tt_msg *m = c->rx_head;
+    tti_io_scratch *io = c->actor.loop->io;
+    tt_msg *m = io ? io->rx_head : NULL;
     if (!m) return;
-    c->rx_head = c->rx_tail = NULL;
+    io->rx_head = io->rx_tail = NULL;
     tti_strand_post(c->strand, &m->cb);
 }
 
@@ -806,10 +805,10 @@ static void on_publish(tt_client *c, const tti_mqtt_pkt *pkt) {
         if (topic.len) {
             char *t = tti_strndup(topic.ptr, topic.len);
             if (!t) return;
-            tti_free(c->in_alias[a - 1]);
-            c->in_alias[a - 1] = t;
-        } else if (c->in_alias[a - 1]) {
-            topic.ptr = c->in_alias[a - 1];
+            tti_free(c->rare->in_alias[a - 1]);
+            c->rare->in_alias[a - 1] = t;
+        } else if (c->rare->in_alias[a - 1]) {
+            topic.ptr = c->rare->in_alias[a - 1];
             topic.len = strlen(topic.ptr);
         } else {
             lost(c, TT_EPROTO, TTI_MQTT_RC_PROTOCOL_ERROR, "unknown topic alias");
@@ -895,8 +894,8 @@ static void on_connack(tt_client *c, const tti_mqtt_pkt *pkt) {
         if (pr->present & TTI_MQTT_PBIT(TTI_MQTT_PROP_SUB_ID_AVAILABLE))
             c->sub_ids_ok = pr->sub_id_available != 0;
     }
-    if (c->keepalive) tti_timer_arm(c->timer, c->keepalive * 1000u / 8u);
-    else tti_timer_cancel(c->timer);
+    if (c->keepalive) tti_timer_arm(&c->timer, c->keepalive * 1000u / 8u);
+    else tti_timer_cancel(&c->timer);
     TTI_LOG(DEBUG, "session", "%s: connected (session present %d)", c->client_id, sp);
     emit(c, TT_EV_CONNECTED, TT_OK, 0, NULL, sp, 0);
     if (c->connect_f) {
@@ -1036,7 +1035,7 @@ static size_t tr_read(void *ctx, const uint8_t *data, size_t len, size_t *need) 
     c->last_rx_ms = mono_ms();
     size_t used = read_packets(c, data, len, need);
     if (c->tr) tti_transport_flush(c->tr);  /* the acknowledgements of this read, in one send */
-    if (c->spool) spool_sync(c);     /* what the acknowledgements finished */
+    if (TTI_RARE(c, spool)) spool_sync(c);     /* what the acknowledgements finished */
     return used;
 }
 
@@ -1097,23 +1096,26 @@ static void start_connect(tt_client *c) {
     o.io = tti_loop_io(c->actor.loop);
     o.host = c->host;
     o.port = c->port;
-    o.source_addr = c->source_addr;
+    o.source_addr = TTI_RARE(c, source_addr);
     o.dns = tti_loop_dns(c->actor.loop);
     o.tls = c->tls;
-    o.tls_opts = c->tls_opts;
-    o.tls_ctx = c->tls_ctx;
     o.ws = c->ws;
-    o.ws_path = c->ws_path;
     o.ws_host = c->host;
     o.ws_port = c->port;
-    o.proxy = c->proxy;
-    o.proxy_host = c->proxy_host;
-    o.proxy_port = c->proxy_port;
-    o.proxy_user = c->proxy_user;
-    o.proxy_pass = c->proxy_pass;
+    const tti_client_rare *r = c->rare;
+    if (r) {
+        o.tls_opts = r->tls_opts;
+        o.tls_ctx = r->tls_ctx;
+        o.ws_path = r->ws_path;
+        o.proxy = r->proxy;
+        o.proxy_host = r->proxy_host;
+        o.proxy_port = r->proxy_port;
+        o.proxy_user = r->proxy_user;
+        o.proxy_pass = r->proxy_pass;
+    }
     c->state = ST_CONNECTING;
     c->disc_sent = false;
-    tti_timer_arm(c->timer, c->connect_timeout_ms);
+    tti_timer_arm(&c->timer, c->connect_timeout_ms);
     tt_err rc = tti_transport_connect(c->actor.loop->base, &o, &tr_cbs, c, &c->tr);
     if (rc != TT_OK) {
         c->tr = NULL;
@@ -1123,10 +1125,10 @@ static void start_connect(tt_client *c) {
 
 static void fail_queue(tt_client *c, tt_err err, const char *why) {
     tti_pubreq *p;
-    c->sp_keep = true;               /* the connection or the client is gone, not the messages */
+    if (c->rare) c->rare->sp_keep = true;  /* the connection or the client is gone, not the messages */
     while ((p = q_pop(c)) != NULL) pub_finish(c, p, err, 0, why);
     while (c->fl_head) pub_done(c, c->fl_head, err, 0, why);
-    c->sp_keep = false;
+    if (c->rare) c->rare->sp_keep = false;
     while (c->ctl_head) {
         tti_subreq *s = c->ctl_head;
         c->ctl_head = (tti_subreq *)(void *)s->r.next;
@@ -1195,10 +1197,10 @@ static void lost(tt_client *c, tt_err err, int detail, const char *reason_in) {
         tti_transport_free(c->tr);
         c->tr = NULL;
     }
-    tti_timer_cancel(c->timer);
+    tti_timer_cancel(&c->timer);
     for (uint16_t i = 0; i < c->in_alias_max; i++) {
-        tti_free(c->in_alias[i]);
-        c->in_alias[i] = NULL;
+        tti_free(c->rare->in_alias[i]);
+        c->rare->in_alias[i] = NULL;
     }
     alias_reset(c);                  /* aliases live as long as one connection */
     c->oa_max = 0;
@@ -1230,7 +1232,7 @@ static void lost(tt_client *c, tt_err err, int detail, const char *reason_in) {
         uint32_t d = backoff_ms(c);
         c->state = ST_BACKOFF;
         emit(c, TT_EV_RECONNECTING, err, detail, reason, false, d);
-        tti_timer_arm(c->timer, d);
+        tti_timer_arm(&c->timer, d);
         return;
     }
     c->state = ST_IDLE;
@@ -1288,13 +1290,13 @@ static void handle_connect(tt_client *c, tti_req *r) {
     c->connect_f = r->f;
     c->want_up = true;
     c->attempt = 0;
-    if (c->state == ST_BACKOFF) tti_timer_cancel(c->timer);
+    if (c->state == ST_BACKOFF) tti_timer_cancel(&c->timer);
     start_connect(c);
 }
 
 static void handle_disconnect(tt_client *c, tti_req *r) {
     c->want_up = false;
-    if (c->state == ST_BACKOFF) tti_timer_cancel(c->timer);
+    if (c->state == ST_BACKOFF) tti_timer_cancel(&c->timer);
     if (c->state != ST_UP) {
         if (c->tr) lost(c, TT_ECLOSED, 0, "disconnected by the caller");
         c->state = ST_IDLE;
@@ -1344,7 +1346,7 @@ static void handle_publish(tt_client *c, tti_pubreq *p) {
             }
         }
     }
-    if (c->spool && p->qos) p->sseq = tti_spool_add(c->spool, p->data, p->len);
+    if (p->qos && TTI_RARE(c, spool)) p->sseq = tti_spool_add(c->rare->spool, p->data, p->len);
     q_push(c, p);
     c->pump_pending = true;          /* at the end of the turn, with the others */
 }
@@ -1352,7 +1354,7 @@ static void handle_publish(tt_client *c, tti_pubreq *p) {
 /* End of an actor turn: write what the turn's publishes queued, in one go. */
 void tti_session_turn_end(tt_client *c);
 void tti_session_turn_end(tt_client *c) {
-    if (c->spool) spool_sync(c);     /* on disk before on the wire */
+    if (TTI_RARE(c, spool)) spool_sync(c);     /* on disk before on the wire */
     if (!c->pump_pending) return;
     c->pump_pending = false;
     pump(c);
@@ -1445,10 +1447,12 @@ void tti_session_stopped(tt_client *c) {
     c->reconnect = false;
     fail_transient(c, TT_ECLOSED, "client closed");
     fail_queue(c, TT_ECLOSED, "client closed");
-    tti_spool_close(c->spool);       /* its publishes stay in it; the file is free again */
-    c->spool = NULL;
-    if (c->timer) tti_timer_fini(c->timer);
-    c->timer = NULL;
+    if (c->rare) {
+        tti_spool_close(c->rare->spool);  /* its publishes stay in it; the file is free again */
+        c->rare->spool = NULL;
+    }
+    if (c->timer_live) tti_timer_fini(&c->timer);
+    c->timer_live = false;
     if (c->pl) {
         pthread_mutex_lock(&c->pl->lock);
         c->pl->closed = true;
@@ -1472,9 +1476,9 @@ static void on_timer(tti_timer *t, void *arg) {
 
 int tti_session_make_timers(tt_client *c);
 int tti_session_make_timers(tt_client *c) {
-    if (!c->timer) {
-        tti_timer_init(&c->timer_s, &c->actor, on_timer, c);
-        c->timer = &c->timer_s;
+    if (!c->timer_live) {
+        tti_timer_init(&c->timer, &c->actor, on_timer, c);
+        c->timer_live = true;
     }
     return TT_OK;
 }

@@ -113,6 +113,35 @@ typedef struct tti_pull {
     bool closed;
 } tti_pull;
 
+/* One outbound topic alias (MQTT 5), in an open-addressing table. */
+typedef struct tti_oalias {
+    uint32_t hash;
+    uint16_t alias;                   /* 0: empty slot */
+    uint16_t len;
+    char *topic;
+} tti_oalias;
+
+/* Options few clients use, in a block made only when one of them is set
+ * (tt_client_new); `rare` stays NULL for a plain client. The strings and
+ * TLS fields are immutable after creation; the queue-file and alias state
+ * belong to the loop. */
+typedef struct tti_client_rare {
+    char *ws_path;                    /* from the URL; NULL: "/mqtt" */
+    char *source_addr;
+    char *proxy_host, *proxy_user, *proxy_pass;
+    tt_tls_opts *tls_opts;            /* copies of the caller's, when given */
+    struct tti_tls_ctx *tls_ctx;      /* shared by every connection of this client */
+    struct tti_spool *spool;          /* the queue file (offline_queue_file); NULL: none */
+    char **in_alias;                  /* inbound topic aliases (in_alias_max of them) */
+    struct tti_oalias *oa_tab;        /* outbound aliases: topic -> alias, open addressing */
+    uint32_t oa_cap, oa_used;
+    int proxy;                        /* tti_proxy_kind; 0: direct */
+    uint16_t proxy_port;
+    bool sp_keep;                     /* publishes failing now stay in the queue file */
+} tti_client_rare;
+
+#define TTI_RARE(c, f) ((c)->rare ? (c)->rare->f : 0)
+
 /* tt_client is the session. Fields under "config" are immutable after
  * creation; "loop" fields belong to the loop thread. Ordered to leave no
  * holes: thousands of idle clients pay for every byte. */
@@ -122,33 +151,27 @@ struct tt_client {
     tti_member member;
     tt_runtime *rt;
     /* config */
-    char *host;
-    char *ws_path;                    /* from the URL; NULL: "/mqtt" */
+    char *host;                       /* host, client id and CONNECT share one block */
     char *client_id;
-    char *source_addr;
-    char *proxy_host, *proxy_user, *proxy_pass;
     uint8_t *connect_pkt;
-    size_t connect_len;
-    tt_tls_opts *tls_opts;            /* copies of the caller's, when given */
-    struct tti_tls_ctx *tls_ctx;      /* shared by every connection of this client */
+    tti_client_rare *rare;
     size_t offline_max;
-    size_t max_queued_ops;
     tt_msg_fn on_message;
     void *on_message_arg;
     tt_event_fn on_event;
     void *on_event_arg;
     tti_pull *pl;                     /* pull mode only */
-    struct tti_spool *spool;          /* the queue file (offline_queue_file); NULL: none */
+    uint32_t connect_len;
+    uint32_t max_queued_ops;
     uint32_t max_packet;
     uint32_t connect_timeout_ms, op_timeout_ms;
     uint32_t backoff_min, backoff_max;
     tt_overflow overflow;
-    int proxy;                        /* tti_proxy_kind; 0: direct */
     uint16_t port;
-    uint16_t proxy_port;
     uint16_t keepalive;
     uint16_t max_inflight;            /* the caller's window (loop: tt_client_set_max_inflight) */
     uint16_t server_recv_max;         /* the broker's Receive Maximum on this connection */
+    uint16_t in_alias_max;
     uint8_t version;
     bool tls;
     bool ws;                          /* ws:// or wss:// */
@@ -156,14 +179,14 @@ struct tt_client {
     bool pull;
     bool persistent;
     bool out_alias;                   /* MQTT 5: alias repeated topics to the broker */
+    bool packed;                      /* host, client_id and connect_pkt are one block */
     /* any thread */
     atomic_bool closing;
     atomic_size_t queued_ops;
     atomic_size_t queued_bytes;       /* publishes not yet written or failed */
     /* loop */
     tti_transport *tr;
-    tti_timer *timer;                 /* &timer_s while the actor lives, then NULL */
-    tti_timer timer_s;                /* connect deadline, keepalive or retry */
+    tti_timer timer;                  /* connect deadline, keepalive or retry */
     tt_future *connect_f;
     tt_future *disconnect_f;
     uint64_t up_since_ms;
@@ -177,28 +200,23 @@ struct tt_client {
     uint64_t last_tx_ms, last_rx_ms;
     uint8_t *qos2_rx;                 /* bitmap: inbound QoS 2 ids awaiting PUBREL */
     tti_trie subs;                    /* filter -> tti_subent */
-    tt_msg *rx_head, *rx_tail;        /* messages of the current read, for one post */
-    char **in_alias;                  /* inbound topic aliases */
-    struct tti_oalias *oa_tab;        /* outbound aliases: topic -> alias, open addressing */
-    uint32_t oa_cap, oa_used;
+    tt_future *close_f;
     int state;
     uint32_t attempt;
     uint32_t inflight;
     uint32_t window;
     uint32_t server_max_packet;
     uint16_t next_pid;
-    uint16_t in_alias_max;
     uint16_t oa_max;                  /* the broker's Topic Alias Maximum on this connection */
     bool want_up;
     bool pump_pending;                /* publishes queued this turn */
     bool ping_out;
     bool tx_mark;                     /* bytes written since the last keepalive tick */
     bool sub_ids_ok;                  /* the broker accepts Subscription Identifiers */
-    bool sp_keep;                     /* publishes failing now stay in the queue file */
     bool disc_sent;                   /* DISCONNECT written: nothing more on this connection */
+    bool timer_live;                  /* timer set up and not yet torn down */
     /* statistics: written by the loop only, read from any thread */
     _Atomic uint64_t st_bytes_out, st_bytes_in, st_pubs_out, st_msgs_in, st_connects, st_aliased;
-    tt_future *close_f;
 };
 
 /* Open the queue file and queue the publishes it holds (tt_client_new,

@@ -69,26 +69,66 @@ static void free_subent(void *value, void *arg) {
     tti_free(s);
 }
 
+/* The rare options' block, and what the loop hung on it. */
+static void free_rare(tti_client_rare *r, uint16_t in_alias_max) {
+    if (!r) return;
+    tti_free(r->ws_path);
+    tti_free(r->source_addr);
+    tti_free(r->proxy_host);
+    tti_free(r->proxy_user);
+    if (r->proxy_pass) memset(r->proxy_pass, 0, strlen(r->proxy_pass));
+    tti_free(r->proxy_pass);
+    if (r->tls_opts) {
+        tti_free((void *)r->tls_opts->ca_file);
+        tti_free((void *)r->tls_opts->ca_dir);
+        tti_free((void *)r->tls_opts->cert_file);
+        tti_free((void *)r->tls_opts->key_file);
+        tti_free((void *)r->tls_opts->sni);
+        tti_free((void *)r->tls_opts->alpn);
+        tti_free(r->tls_opts);
+    }
+    if (r->tls_ctx) tti_tls_ctx_unref(r->tls_ctx);
+    if (r->in_alias) {
+        for (uint16_t i = 0; i < in_alias_max; i++) tti_free(r->in_alias[i]);
+        tti_free(r->in_alias);
+    }
+    for (uint32_t i = 0; i < r->oa_cap; i++) tti_free(r->oa_tab[i].topic);
+    tti_free(r->oa_tab);
+    tti_spool_close(r->spool);
+    tti_free(r);
+}
+
 /* The copies tt_client_new() made of the options. */
 static void free_config(tt_client *c) {
-    tti_free(c->host);
-    tti_free(c->ws_path);
-    tti_free(c->client_id);
-    tti_free(c->source_addr);
-    tti_free(c->connect_pkt);
-    tti_free(c->proxy_host);
-    tti_free(c->proxy_user);
-    if (c->proxy_pass) memset(c->proxy_pass, 0, strlen(c->proxy_pass));
-    tti_free(c->proxy_pass);
-    if (c->tls_opts) {
-        tti_free((void *)c->tls_opts->ca_file);
-        tti_free((void *)c->tls_opts->ca_dir);
-        tti_free((void *)c->tls_opts->cert_file);
-        tti_free((void *)c->tls_opts->key_file);
-        tti_free((void *)c->tls_opts->sni);
-        tti_free((void *)c->tls_opts->alpn);
-        tti_free(c->tls_opts);
+    if (c->packed) {
+        tti_free(c->connect_pkt);
+    } else {
+        tti_free(c->host);
+        tti_free(c->client_id);
+        tti_free(c->connect_pkt);
     }
+    free_rare(c->rare, c->in_alias_max);
+    c->rare = NULL;
+}
+
+/* Host, client id and CONNECT into one block: three allocations become one
+ * for every idle client. */
+static tt_err pack_strings(tt_client *c) {
+    size_t hl = strlen(c->host) + 1, il = strlen(c->client_id) + 1;
+    uint8_t *b = tti_malloc(c->connect_len + hl + il);
+    if (!b) return TT_ENOMEM;
+    memcpy(b, c->connect_pkt, c->connect_len);
+    char *h = (char *)b + c->connect_len;
+    memcpy(h, c->host, hl);
+    memcpy(h + hl, c->client_id, il);
+    tti_free(c->connect_pkt);
+    tti_free(c->host);
+    tti_free(c->client_id);
+    c->connect_pkt = b;
+    c->host = h;
+    c->client_id = h + hl;
+    c->packed = true;
+    return TT_OK;
 }
 
 static void free_pull(tt_client *c) {
@@ -111,14 +151,8 @@ static void c_destroy(tti_actor *a) {
     if (c->ids)
         for (int i = 0; i < 256; i++) tti_free(c->ids[i]);
     tti_free(c->ids);
-    if (c->in_alias) {
-        for (uint16_t i = 0; i < c->in_alias_max; i++) tti_free(c->in_alias[i]);
-        tti_free(c->in_alias);
-    }
     free_pull(c);
-    tti_spool_close(c->spool);
     tti_free(c->qos2_rx);
-    if (c->tls_ctx) tti_tls_ctx_unref(c->tls_ctx);
     free_config(c);
     if (c->strand) tti_actor_release(c->strand);
     tti_free(c);
@@ -294,7 +328,7 @@ static tt_err build_connect(tt_client *c, const tt_client_opts *o) {
     if (len <= 0) rc = TT_EINVAL;
     else if (!(c->connect_pkt = tti_malloc((size_t)len))) rc = TT_ENOMEM;
     else if (tti_mqtt_encode(&pkt, c->version, c->connect_pkt, (size_t)len, &why) != len) rc = TT_EINVAL;
-    else c->connect_len = (size_t)len;
+    else c->connect_len = (uint32_t)len;
     if (rc == TT_EINVAL) TTI_LOG(WARN, "client", "cannot encode CONNECT: %s", why ? why : "?");
     if (up && up != small) tti_free(up);
     if (wup && wup != wsmall) tti_free(wup);
@@ -314,9 +348,19 @@ tt_err tt_client_new(tt_runtime *rt, const tt_client_opts *user_opts, tt_client 
     if (!c) return TT_ENOMEM;
     c->rt = rt;
     tti_trie_init(&c->subs);
-    tt_err rc = parse_url(o.url, &c->host, &c->port, &c->tls, &c->ws, &c->ws_path);
+    char *ws_path = NULL;
+    tt_err rc = parse_url(o.url, &c->host, &c->port, &c->tls, &c->ws, &ws_path);
     if (rc == TT_OK && o.tls) c->tls = true;
     c->version = o.version ? (uint8_t)o.version : TTI_MQTT_V311;
+    c->out_alias = c->version == TTI_MQTT_V5 && o.outbound_topic_aliases;
+    c->in_alias_max = c->version == TTI_MQTT_V5 ? o.topic_alias_maximum : 0;
+    if (rc == TT_OK && (ws_path || o.source_addr || o.proxy || c->tls || o.offline_queue_file ||
+                        c->in_alias_max || c->out_alias) &&
+        !(c->rare = tti_calloc(1, sizeof *c->rare)))
+        rc = TT_ENOMEM;
+    if (c->rare) c->rare->ws_path = ws_path;
+    else tti_free(ws_path);
+    tti_client_rare *r = c->rare;
     c->keepalive = o.keepalive_s == TT_KEEPALIVE_OFF ? 0 : (o.keepalive_s ? o.keepalive_s : 60);
     c->max_packet = o.max_packet_size ? o.max_packet_size : 16u << 20;
     c->max_inflight = o.max_inflight ? o.max_inflight : 65535;
@@ -328,7 +372,7 @@ tt_err tt_client_new(tt_runtime *rt, const tt_client_opts *user_opts, tt_client 
     if (c->backoff_max < c->backoff_min) c->backoff_max = c->backoff_min;
     c->offline_max = o.offline_queue_bytes ? o.offline_queue_bytes : 1u << 20;
     c->overflow = o.overflow;
-    c->max_queued_ops = o.max_queued_ops ? o.max_queued_ops : 1000000;
+    c->max_queued_ops = !o.max_queued_ops ? 1000000u : o.max_queued_ops > UINT32_MAX ? UINT32_MAX : (uint32_t)o.max_queued_ops;
     c->on_message = o.on_message;
     c->on_message_arg = o.on_message_arg;
     c->on_event = o.on_event;
@@ -343,18 +387,16 @@ tt_err tt_client_new(tt_runtime *rt, const tt_client_opts *user_opts, tt_client 
         }
     }
     c->persistent = o.persistent_session;
-    c->out_alias = c->version == TTI_MQTT_V5 && o.outbound_topic_aliases;
-    c->in_alias_max = c->version == TTI_MQTT_V5 ? o.topic_alias_maximum : 0;
-    if (rc == TT_OK && c->in_alias_max && !(c->in_alias = tti_calloc(c->in_alias_max, sizeof(char *))))
+    if (rc == TT_OK && c->in_alias_max && !(r->in_alias = tti_calloc(c->in_alias_max, sizeof(char *))))
         rc = TT_ENOMEM;
-    if (rc == TT_OK && o.source_addr && !(c->source_addr = tti_strdup(o.source_addr))) rc = TT_ENOMEM;
+    if (rc == TT_OK && o.source_addr && !(r->source_addr = tti_strdup(o.source_addr))) rc = TT_ENOMEM;
     if (rc == TT_OK && o.proxy) {
         tti_proxy_kind kind;
-        rc = tti_proxy_parse_url(o.proxy, &kind, &c->proxy_host, &c->proxy_port, &c->proxy_user, &c->proxy_pass);
-        c->proxy = rc == TT_OK ? (int)kind : 0;
+        rc = tti_proxy_parse_url(o.proxy, &kind, &r->proxy_host, &r->proxy_port, &r->proxy_user, &r->proxy_pass);
+        r->proxy = rc == TT_OK ? (int)kind : 0;
     }
     if (rc == TT_OK && o.tls) {
-        tt_tls_opts *t = c->tls_opts = tti_calloc(1, sizeof *t);
+        tt_tls_opts *t = r->tls_opts = tti_calloc(1, sizeof *t);
         if (!t) {
             rc = TT_ENOMEM;
         } else {
@@ -389,13 +431,14 @@ tt_err tt_client_new(tt_runtime *rt, const tt_client_opts *user_opts, tt_client 
         char why[TTI_TLS_REASON_MAX];
         tt_err terr = TT_OK;
         tt_tls_opts none = TT_OPTS_INIT(tt_tls_opts);
-        c->tls_ctx = tti_tls_ctx_new(c->tls_opts ? c->tls_opts : &none, 0, &terr, why, sizeof why);
-        if (!c->tls_ctx) {
+        r->tls_ctx = tti_tls_ctx_new(r->tls_opts ? r->tls_opts : &none, 0, &terr, why, sizeof why);
+        if (!r->tls_ctx) {
             TTI_LOG(ERROR, "client", "TLS set-up failed: %s", why);
             rc = terr != TT_OK ? terr : TT_ETLS;
         }
     }
     if (rc == TT_OK) rc = build_connect(c, &o);
+    if (rc == TT_OK) rc = pack_strings(c);
     tti_loop *loop = rc == TT_OK ? tti_runtime_pick_io(rt) : NULL;
     if (rc == TT_OK && !loop) rc = TT_ECLOSED;
     if (rc == TT_OK && !(c->strand = tti_strand_new(rt))) rc = TT_ENOMEM;
@@ -405,12 +448,9 @@ tt_err tt_client_new(tt_runtime *rt, const tt_client_opts *user_opts, tt_client 
         if (rc != TT_OK) TTI_LOG(ERROR, "client", "queue file: %s", *why ? why : tt_strerror(rc));
     }
     if (rc != TT_OK) {
-        c->in_alias_max = c->in_alias ? c->in_alias_max : 0;
         /* Not an actor yet: free by hand. */
         free_config(c);
-        tti_free(c->in_alias);
         if (c->strand) tti_strand_free(c->strand);
-        if (c->tls_ctx) tti_tls_ctx_unref(c->tls_ctx);
         free_pull(c);
         tti_free(c);
         return rc;
@@ -421,7 +461,8 @@ tt_err tt_client_new(tt_runtime *rt, const tt_client_opts *user_opts, tt_client 
         tti_actor_release(&c->actor);
         return TT_ENOMEM;
     }
-    c->member.abort_io = c_abort_io;
+    static const tti_member_ops member_ops = { .abort_io = c_abort_io };
+    c->member.ops = &member_ops;
     if (tti_runtime_add_member(rt, &c->member) != TT_OK) {
         tti_actor_stop(&c->actor);
         tti_actor_release(&c->actor);
