@@ -372,6 +372,7 @@ static int run_conns(double deadline) {
     if (!cs) return -1;
     memset(cs, 0, (size_t)A.conns * sizeof *cs);
     long rss0 = bench_rss_kib();
+    bench_conns_begin();
     const char *why = NULL;
     char addr[32];
     conns_wait w = { 0 };

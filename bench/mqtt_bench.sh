@@ -124,6 +124,8 @@ max_conns=${TT_BENCH_MAX_CONNS:-$(( $(ulimit -n) - 500 ))}
 log "mosquitto $("$mosq_exe" -h 2>/dev/null | sed -n '1s/.*version //p') on 127.0.0.1:$port (pid $broker_pid)"
 
 clk_tck=$(getconf CLK_TCK)
+# The bench programs read the broker's CPU time around their connections phase.
+export TT_BENCH_BROKER_PID=$broker_pid
 broker_ticks() { awk '{print $14 + $15}' "/proc/$broker_pid/stat"; }
 
 # ---- runs -------------------------------------------------------------------
@@ -166,6 +168,7 @@ run_one() {
             add "$client" "$key.ok" "$(field "$line" connected)"
             add "$client" "$key.us" "$(field "$line" per_conn_us)"
             add "$client" "$key.kib" "$(field "$line" per_conn_kib)"
+            add "$client" "$key.bcon" "$(field "$line" broker_connect_us)"
             # The broker's side of each connection (accept, CONNACK, and the
             # close at the end): the floor under the time per connection.
             add "$client" "$key.bus" "$(awk -v a="$c0" -v b="$c1" -v n="$(field "$line" connected)" -v h="$clk_tck" \
@@ -275,6 +278,9 @@ rows=(
     "conns.us|time per connection us, $conns connections (less)"
     "conns.kib|client RSS per connection KiB, $conns connections (less)"
     "conns.bus|broker CPU us per connection (connect and close), $conns connections"
+    "conns.bcon|broker CPU us per connect (close not counted), $conns connections"
+    "maxconns.us|time per connection us, at the most connections (less)"
+    "maxconns.kib|client RSS per connection KiB, at the most connections (less)"
 )
 
 echo

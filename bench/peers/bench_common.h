@@ -181,13 +181,38 @@ static inline void bench_report_rtt(const bench_args *a, const char *client, dou
     fflush(stdout);
 }
 
+/* CPU time the broker has used, in ns, from the kernel's scheduler
+ * statistics (/proc/PID/schedstat; mosquitto runs on one thread). The bench
+ * script passes the broker's pid in TT_BENCH_BROKER_PID; -1 without it. */
+static inline long long bench_broker_ns(void) {
+    const char *pid = getenv("TT_BENCH_BROKER_PID");
+    char path[64];
+    long long ns = -1;
+    if (!pid || !*pid) return -1;
+    snprintf(path, sizeof path, "/proc/%s/schedstat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    if (fscanf(f, "%lld", &ns) != 1) ns = -1;
+    fclose(f);
+    return ns;
+}
+
+static long long bench_broker_ns0 = -1;
+
+/* Marks the start of the connections phase for the broker's share. */
+static inline void bench_conns_begin(void) { bench_broker_ns0 = bench_broker_ns(); }
+
 static inline void bench_report_conns(const bench_args *a, const char *client, long want, long ok,
                                       double secs, long rss0, long rss1, const char *why) {
     double per_us = ok > 0 ? secs * 1e6 / (double)ok : 0;
     double per_kib = ok > 0 ? (double)(rss1 - rss0) / (double)ok : 0;
+    /* The broker's CPU for accepting and answering the connections (their
+     * close comes later and is not counted). */
+    long long bns = bench_broker_ns();
+    double broker_us = ok > 0 && bns >= 0 && bench_broker_ns0 >= 0 ? (double)(bns - bench_broker_ns0) / 1e3 / (double)ok : -1;
     printf("RESULT client=%s scenario=%s conns=%ld connected=%ld secs=%.3f per_conn_us=%.1f "
-           "per_conn_kib=%.2f%s%s\n",
-           client, a->scenario, want, ok, secs, per_us, per_kib, why ? " stopped=" : "",
+           "per_conn_kib=%.2f broker_connect_us=%.1f%s%s\n",
+           client, a->scenario, want, ok, secs, per_us, per_kib, broker_us, why ? " stopped=" : "",
            why ? why : "");
     fflush(stdout);
 }

@@ -256,6 +256,7 @@ static int run_conns(double deadline) {
     if (!cs) return -1;
     memset(cs, 0, (size_t)A.conns * sizeof *cs);   /* count the array before rss0 */
     long rss0 = bench_rss_kib();
+    bench_conns_begin();
     long opened = 0;
     const char *why = NULL;
     char addr[32];

@@ -301,6 +301,7 @@ static int run_conns(double deadline) {
     if (!cs) return -1;
     memset(cs, 0, (size_t)A.conns * sizeof *cs);
     long rss0 = bench_rss_kib();
+    bench_conns_begin();
     const char *why = NULL;
     conns_wait w = { 0 };
     double t0 = bench_now();
