@@ -59,7 +59,6 @@ struct tti_actor {
     tti_loop *loop;
     const tti_actor_ops *ops;
     tti_msg stop_msg;
-    void *user;                       /* free for the owner */
 };
 
 /* Initialise with one reference (the owner's) and count it on its loop. */

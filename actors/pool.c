@@ -12,7 +12,7 @@ static void run_cb(tti_cb *cb) {
     tti_library_leave();
 }
 
-static void strand_handle(tti_actor *a, tti_msg *m) {
+void tti_strand_handle(tti_actor *a, tti_msg *m) {
     (void)a;
     run_cb(TTI_CONTAINER_OF(m, tti_cb, msg));
 }
@@ -21,8 +21,8 @@ static void strand_destroy(tti_actor *a) { tti_free(a); }
 
 /* Callbacks run exactly once: even one that reaches a stopped strand runs. */
 static const tti_actor_ops strand_ops = {
-    .handle = strand_handle,
-    .drop = strand_handle,
+    .handle = tti_strand_handle,
+    .drop = tti_strand_handle,
     .stopped = NULL,
     .destroy = strand_destroy,
 };
@@ -34,6 +34,13 @@ tti_actor *tti_strand_new(tti_runtime *rt) {
     if (!a) return NULL;
     tti_actor_init(a, l, &strand_ops);
     return a;
+}
+
+bool tti_strand_init(tti_actor *a, tti_runtime *rt, const tti_actor_ops *ops) {
+    tti_loop *l = tti_runtime_pick_pool(rt);
+    if (!l) return false;
+    tti_actor_init(a, l, ops);
+    return true;
 }
 
 void tti_strand_post(tti_actor *strand, tti_cb *cb) {

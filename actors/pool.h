@@ -19,6 +19,13 @@ struct tti_cb {
  * NULL when out of memory or when the runtime is closing. */
 tti_actor *tti_strand_new(tti_runtime *rt);
 
+/* A strand inside its owner's struct, so an owner and its strand are one
+ * allocation: `ops` uses tti_strand_handle for handle and drop, and its
+ * destroy (the strand's last reference gone) frees the owner. The caller
+ * holds one reference. False when the runtime is closing. */
+bool tti_strand_init(tti_actor *a, tti_runtime *rt, const tti_actor_ops *ops);
+void tti_strand_handle(tti_actor *a, tti_msg *m);
+
 /* Post `cb` to run on `strand`. Never fails: if the strand was stopped, the
  * runtime's fallback strand runs it, and after the runtime stopped, the
  * calling thread runs it at once. Any thread. */

@@ -126,7 +126,7 @@ static void emit(tt_client *c, tt_client_event_kind kind, tt_err err, int detail
     e->ev.attempt = c->attempt;
     snprintf(e->reason, sizeof e->reason, "%s", reason ? reason : "");
     tti_actor_retain(&c->actor);
-    tti_strand_post(c->strand, &e->cb);
+    tti_strand_post(&c->strand, &e->cb);
 }
 
 static void finish(tti_req *r, tt_err rc, int detail, const char *reason) {
@@ -748,7 +748,7 @@ static void flush_rx(tt_client *c) {
     tt_msg *m = io ? io->rx_head : NULL;
     if (!m) return;
     io->rx_head = io->rx_tail = NULL;
-    tti_strand_post(c->strand, &m->cb);
+    tti_strand_post(&c->strand, &m->cb);
 }
 
 static void run_msg(tti_cb *cb) {

@@ -147,9 +147,7 @@ typedef struct tti_client_rare {
  * holes: thousands of idle clients pay for every byte. */
 struct tt_client {
     tti_actor actor;
-    tti_actor *strand;
     tti_member member;
-    tt_runtime *rt;
     /* config */
     char *host;                       /* host, client id and CONNECT share one block */
     char *client_id;
@@ -217,6 +215,10 @@ struct tt_client {
     bool timer_live;                  /* timer set up and not yet torn down */
     /* statistics: written by the loop only, read from any thread */
     _Atomic uint64_t st_bytes_out, st_bytes_in, st_pubs_out, st_msgs_in, st_connects, st_aliased;
+    /* The strand that runs this client's callbacks, in the same block:
+     * futures keep it alive, and it frees the block when its last reference
+     * goes, which is after the client's own (c_destroy drops the client's). */
+    tti_actor strand;
 };
 
 /* Open the queue file and queue the publishes it holds (tt_client_new,

@@ -54,12 +54,12 @@ static void c_stopped(tti_actor *a) {
     if (x && f) {
         x->cb.run = run_close;
         x->f = f;
-        tti_strand_post(c->strand, &x->cb);
+        tti_strand_post(&c->strand, &x->cb);
     } else {
         tti_free(x);
         if (f) (void)tt_promise_complete(tti_future_promise(f), TT_OK, 0, NULL);
     }
-    tti_actor_stop(c->strand);
+    tti_actor_stop(&c->strand);
 }
 
 static void free_subent(void *value, void *arg) {
@@ -154,9 +154,16 @@ static void c_destroy(tti_actor *a) {
     free_pull(c);
     tti_free(c->qos2_rx);
     free_config(c);
-    if (c->strand) tti_actor_release(c->strand);
-    tti_free(c);
+    tti_actor_release(&c->strand);    /* the last reference frees the block */
 }
+
+static void strand_gone(tti_actor *a) { tti_free(TTI_CONTAINER_OF(a, tt_client, strand)); }
+
+static const tti_actor_ops strand_ops = {
+    .handle = tti_strand_handle,
+    .drop = tti_strand_handle,
+    .destroy = strand_gone,
+};
 
 static void c_turn_end(tti_actor *a) { tti_session_turn_end(TTI_CONTAINER_OF(a, tt_client, actor)); }
 
@@ -346,7 +353,6 @@ tt_err tt_client_new(tt_runtime *rt, const tt_client_opts *user_opts, tt_client 
 
     tt_client *c = tti_calloc(1, sizeof *c);
     if (!c) return TT_ENOMEM;
-    c->rt = rt;
     tti_trie_init(&c->subs);
     char *ws_path = NULL;
     tt_err rc = parse_url(o.url, &c->host, &c->port, &c->tls, &c->ws, &ws_path);
@@ -441,7 +447,8 @@ tt_err tt_client_new(tt_runtime *rt, const tt_client_opts *user_opts, tt_client 
     if (rc == TT_OK) rc = pack_strings(c);
     tti_loop *loop = rc == TT_OK ? tti_runtime_pick_io(rt) : NULL;
     if (rc == TT_OK && !loop) rc = TT_ECLOSED;
-    if (rc == TT_OK && !(c->strand = tti_strand_new(rt))) rc = TT_ENOMEM;
+    bool strand_ok = rc == TT_OK && tti_strand_init(&c->strand, rt, &strand_ops);
+    if (rc == TT_OK && !strand_ok) rc = TT_ECLOSED;
     if (rc == TT_OK && o.offline_queue_file) {
         char why[320] = "";
         rc = tti_session_restore(c, o.offline_queue_file, why, sizeof why);
@@ -450,9 +457,9 @@ tt_err tt_client_new(tt_runtime *rt, const tt_client_opts *user_opts, tt_client 
     if (rc != TT_OK) {
         /* Not an actor yet: free by hand. */
         free_config(c);
-        if (c->strand) tti_strand_free(c->strand);
         free_pull(c);
-        tti_free(c);
+        if (strand_ok) tti_strand_free(&c->strand);   /* frees the block */
+        else tti_free(c);
         return rc;
     }
     tti_actor_init(&c->actor, loop, &client_ops);
@@ -477,7 +484,7 @@ const char *tt_client_id(const tt_client *c) { return c ? c->client_id : NULL; }
 /* ---- Requests ------------------------------------------------------------------ */
 
 static tt_future *failed(tt_client *c, tt_err rc, const char *why) {
-    return tti_future_failed(c ? c->strand : NULL, rc, why);
+    return tti_future_failed(c ? &c->strand : NULL, rc, why);
 }
 
 static uint32_t deadline_of(tt_client *c, const tt_call_opts *opts) {
@@ -509,7 +516,7 @@ static bool admit(tt_client *c) {
 
 static tt_future *simple_req(tt_client *c, uint32_t type, uint32_t deadline) {
     if (!c) return failed(NULL, TT_EINVAL, "no client");
-    tt_future *f = tti_future_new(c->strand, sizeof(tti_req));
+    tt_future *f = tti_future_new(&c->strand, sizeof(tti_req));
     if (!f) return tti_future_enomem();
     tti_req *r = tti_future_extra(f);
     memset(r, 0, sizeof *r);
@@ -532,7 +539,7 @@ tt_future *tt_client_ping(tt_client *c) {
 tt_future *tt_client_set_max_inflight(tt_client *c, uint16_t n) {
     if (!c) return failed(NULL, TT_EINVAL, "no client");
     if (n == 0) return failed(c, TT_EINVAL, "a window of 0 would send nothing");
-    tt_future *f = tti_future_new(c->strand, sizeof(tti_winreq));
+    tt_future *f = tti_future_new(&c->strand, sizeof(tti_winreq));
     if (!f) return tti_future_enomem();
     tti_winreq *w = tti_future_extra(f);
     memset(w, 0, sizeof *w);
@@ -618,7 +625,7 @@ tt_future *tt_client_publish(tt_client *c, const tt_pub *m, const tt_call_opts *
         snprintf(full, sizeof full, "send queue full (%zu of %zu bytes)", queued, c->offline_max);
         return failed(c, TT_EAGAIN, full);
     }
-    tt_future *f = tti_future_new(c->strand, sizeof(tti_pubreq) + (size_t)len);
+    tt_future *f = tti_future_new(&c->strand, sizeof(tti_pubreq) + (size_t)len);
     if (!f) {
         atomic_fetch_sub_explicit(&c->queued_ops, 1, memory_order_relaxed);
         atomic_fetch_sub_explicit(&c->queued_bytes, (size_t)len, memory_order_relaxed);
@@ -695,7 +702,7 @@ static tt_future *sub_req(tt_client *c, const tt_sub *subs, const char *const *f
     }
     if (!admit(c)) return failed(c, TT_EAGAIN, "too many calls queued for this client");
     size_t need = sizeof(tti_subreq) + strbytes + 8 + n * sizeof(tti_subent) + n;
-    tt_future *f = tti_future_new(c->strand, need);
+    tt_future *f = tti_future_new(&c->strand, need);
     if (!f) {
         atomic_fetch_sub_explicit(&c->queued_ops, 1, memory_order_relaxed);
         return tti_future_enomem();

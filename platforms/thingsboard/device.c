@@ -71,14 +71,14 @@ void tti_tb_unref(tt_tb_device *d) {
 }
 
 tt_future *tti_tb_future(tt_tb_device *d, uint32_t timeout_ms) {
-    tt_future *f = tti_future_new(d->c->strand, 0);
+    tt_future *f = tti_future_new(&d->c->strand, 0);
     if (!f) return tti_future_enomem();
     if (timeout_ms) tti_future_set_deadline(f, d->c->actor.loop->base, timeout_ms);
     return f;
 }
 
 tt_future *tti_tb_failed(tt_tb_device *d, tt_err rc, const char *reason) {
-    return tti_future_failed(d ? d->c->strand : NULL, rc, reason);
+    return tti_future_failed(d ? &d->c->strand : NULL, rc, reason);
 }
 
 void tti_tb_resolve_json(tt_promise *p, json_t *v) {

@@ -294,8 +294,8 @@ tt_future *tt_tb_provision(tt_runtime *rt, const tt_tb_provision_opts *o) {
         tti_free(x);
         return tti_future_failed(NULL, rc, "cannot create the provisioning client");
     }
-    tt_future *out = tti_future_new(x->c->strand, 0);
-    tt_future *timer = tti_future_new(x->c->strand, 0);
+    tt_future *out = tti_future_new(&x->c->strand, 0);
+    tt_future *timer = tti_future_new(&x->c->strand, 0);
     if (!out || !timer) {
         if (out) {
             (void)tt_promise_complete(tti_future_promise(out), TT_ENOMEM, 0, NULL);
