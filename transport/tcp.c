@@ -65,8 +65,7 @@ typedef struct layers {
 struct tti_transport {
     /* The socket: connect completion, then reads (and writes while the socket
      * is full). After a failure it carries the error to the session instead. */
-    struct event ev;
-    struct event_base *base;
+    struct event ev;                  /* assigned from the start, so it holds the base */
     tti_io_scratch *io;
     const tti_transport_cbs *cbs;
     void *ctx;
@@ -134,7 +133,7 @@ static void fail(tti_transport *t, tt_err err, int detail, const char *reason) {
     t->err_detail = detail;
     t->err_reason = tti_strdup(reason);
     if (event_initialized(&t->ev)) event_del(&t->ev);
-    event_assign(&t->ev, t->base, -1, 0, err_cb, t);
+    event_assign(&t->ev, event_get_base(&t->ev), -1, 0, err_cb, t);
     event_active(&t->ev, EV_TIMEOUT, 0);
 }
 
@@ -174,8 +173,8 @@ static void set_want_write(tti_transport *t, bool on) {
     if (t->want_write == on || t->err != TT_OK) return;
     t->want_write = on;
     event_del(&t->ev);
-    event_assign(&t->ev, t->base, t->fd, (short)(EV_READ | EV_PERSIST | (on ? EV_WRITE : 0)),
-                 sock_cb, t);
+    event_assign(&t->ev, event_get_base(&t->ev), t->fd,
+                 (short)(EV_READ | EV_PERSIST | (on ? EV_WRITE : 0)), sock_cb, t);
     event_add(&t->ev, NULL);
 }
 
@@ -690,7 +689,7 @@ static void connect_done(tti_transport *t) {
     t->connected = true;
     int one = 1;
     setsockopt(t->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    event_assign(&t->ev, t->base, t->fd, EV_READ | EV_PERSIST, sock_cb, t);
+    event_assign(&t->ev, event_get_base(&t->ev), t->fd, EV_READ | EV_PERSIST, sock_cb, t);
     event_add(&t->ev, NULL);
     if (t->x && t->x->px.kind) (void)tti_proxy_begin(&t->x->px, t->x->sock_out);
     else if (!tunnel_up(t)) return;
@@ -762,7 +761,7 @@ static void start_tcp(tti_transport *t, const struct sockaddr *sa, socklen_t sal
         return;
     }
     /* Writable once connected (or failed), even when connect() finished at once. */
-    event_assign(&t->ev, t->base, fd, EV_WRITE, sock_cb, t);
+    event_assign(&t->ev, event_get_base(&t->ev), fd, EV_WRITE, sock_cb, t);
     event_add(&t->ev, NULL);
 }
 
@@ -833,7 +832,7 @@ tt_err tti_transport_connect(struct event_base *base, const tti_transport_opts *
     tti_transport *t = tti_calloc(1, sizeof *t);
     if (!t) return TT_ENOMEM;
     t->fd = -1;
-    t->base = base;
+    event_assign(&t->ev, base, -1, 0, err_cb, t);   /* fires only once fail() activates it */
     t->io = o->io;
     t->cbs = cbs;
     t->ctx = ctx;
