@@ -62,6 +62,14 @@ typedef struct layers {
     bool px_open;
 } layers;
 
+/* What a connection needs only while it connects: made when it starts and
+ * freed once the TCP connect succeeded, so an idle connection holds none. */
+typedef struct aside {
+    struct evdns_getaddrinfo_request *dns_req;
+    const char *source_addr;          /* the caller's */
+    uint16_t port;                    /* for the messages of a failed connect */
+} aside;
+
 struct tti_transport {
     /* The socket: connect completion, then reads (and writes while the socket
      * is full). After a failure it carries the error to the session instead. */
@@ -70,15 +78,13 @@ struct tti_transport {
     const tti_transport_cbs *cbs;
     void *ctx;
     layers *x;                        /* NULL for plain TCP */
-    struct evdns_getaddrinfo_request *dns_req;
-    const char *source_addr;          /* the caller's */
+    aside *a;                         /* NULL when none of it is needed */
     uint8_t *rx;                      /* unparsed input kept between reads */
     uint8_t *tx;                      /* output the socket has not taken yet */
     uint32_t rx_len, rx_cap, rx_need;
     uint32_t tx_off, tx_len, tx_cap;
     uint32_t high_water;
     evutil_socket_t fd;
-    uint16_t port;
     bool connected;
     bool want_write;                  /* ev also waits for EV_WRITE */
     bool congested;
@@ -112,6 +118,7 @@ static void release(tti_transport *t) {
         tti_free(x->alpn);
         tti_free(x);
     }
+    tti_free(t->a);
     tti_free(t->rx);
     tti_free(t->tx);
     tti_free(t->err_reason);
@@ -682,11 +689,13 @@ static void connect_done(tti_transport *t) {
     if (e != 0) {
         char reason[160];
         snprintf(reason, sizeof reason, "connect to %sport %u failed: %s",
-                 t->x && t->x->px.kind ? "proxy " : "", (unsigned)t->port, evutil_socket_error_to_string(e));
+                 t->x && t->x->px.kind ? "proxy " : "", (unsigned)t->a->port, evutil_socket_error_to_string(e));
         fail(t, e == ECONNREFUSED ? TT_ECONNREFUSED : TT_ECONNRESET, e, reason);
         return;
     }
     t->connected = true;
+    tti_free(t->a);                  /* the connect's state is done with */
+    t->a = NULL;
     int one = 1;
     setsockopt(t->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     event_assign(&t->ev, event_get_base(&t->ev), t->fd, EV_READ | EV_PERSIST, sock_cb, t);
@@ -731,7 +740,8 @@ static void start_tcp(tti_transport *t, const struct sockaddr *sa, socklen_t sal
     evutil_make_socket_nonblocking(fd);
     evutil_make_socket_closeonexec(fd);
     t->fd = fd;
-    if (t->source_addr) {
+    const char *source = t->a->source_addr;
+    if (source) {
         /* A bare IPv4 or IPv6 address, any port (libevent's "host:port"
          * parser refuses port 0). */
         struct sockaddr_storage src;
@@ -740,10 +750,10 @@ static void start_tcp(tti_transport *t, const struct sockaddr *sa, socklen_t sal
         socklen_t srclen = 0;
         memset(&src, 0, sizeof src);
         errno = 0;
-        if (evutil_inet_pton(AF_INET, t->source_addr, &s4->sin_addr) == 1) {
+        if (evutil_inet_pton(AF_INET, source, &s4->sin_addr) == 1) {
             s4->sin_family = AF_INET;
             srclen = sizeof *s4;
-        } else if (evutil_inet_pton(AF_INET6, t->source_addr, &s6->sin6_addr) == 1) {
+        } else if (evutil_inet_pton(AF_INET6, source, &s6->sin6_addr) == 1) {
             s6->sin6_family = AF_INET6;
             srclen = sizeof *s6;
         }
@@ -756,7 +766,7 @@ static void start_tcp(tti_transport *t, const struct sockaddr *sa, socklen_t sal
         int e = errno;
         char reason[160];
         snprintf(reason, sizeof reason, "connect to %sport %u failed: %s",
-                 t->x && t->x->px.kind ? "proxy " : "", (unsigned)t->port, evutil_socket_error_to_string(e));
+                 t->x && t->x->px.kind ? "proxy " : "", (unsigned)t->a->port, evutil_socket_error_to_string(e));
         fail(t, e == ECONNREFUSED ? TT_ECONNREFUSED : TT_ECONNRESET, e, reason);
         return;
     }
@@ -767,7 +777,7 @@ static void start_tcp(tti_transport *t, const struct sockaddr *sa, socklen_t sal
 
 static void dns_cb(int result, struct evutil_addrinfo *res, void *arg) {
     tti_transport *t = arg;
-    t->dns_req = NULL;
+    t->a->dns_req = NULL;
     if (t->dead) {                   /* freed while resolving */
         if (res) evutil_freeaddrinfo(res);
         release(t);
@@ -836,25 +846,24 @@ tt_err tti_transport_connect(struct event_base *base, const tti_transport_opts *
     t->io = o->io;
     t->cbs = cbs;
     t->ctx = ctx;
-    t->port = o->port;
-    t->source_addr = o->source_addr;
     size_t hw = o->high_water ? o->high_water : 4u << 20;
     t->high_water = hw > UINT32_MAX / 2 ? UINT32_MAX / 2 : (uint32_t)hw;
-    if (o->tls || o->ws || o->proxy) {
-        tt_err err = layers_new(t, o);
-        if (err != TT_OK) {
-            t->io = NULL;
-            release(t);
-            return err;
-        }
+    t->a = tti_calloc(1, sizeof *t->a);
+    tt_err err = t->a ? TT_OK : TT_ENOMEM;
+    if (err == TT_OK && (o->tls || o->ws || o->proxy)) err = layers_new(t, o);
+    if (err != TT_OK) {
+        t->io = NULL;
+        release(t);
+        return err;
     }
     const char *host = o->host;
     uint16_t port = o->port;
     if (o->proxy) {
         host = o->proxy_host;
         port = o->proxy_port;
-        t->port = port;
     }
+    t->a->port = port;
+    t->a->source_addr = o->source_addr;
     *out = t;
     /* Numeric addresses skip the resolver. */
     struct sockaddr_storage ss;
@@ -879,7 +888,7 @@ tt_err tti_transport_connect(struct event_base *base, const tti_transport_opts *
     char pstr[8];
     snprintf(pstr, sizeof pstr, "%u", (unsigned)port);
     /* The callback may run inside this call (cached or /etc/hosts answers). */
-    t->dns_req = evdns_getaddrinfo(o->dns, host, pstr, &hints, dns_cb, t);
+    t->a->dns_req = evdns_getaddrinfo(o->dns, host, pstr, &hints, dns_cb, t);
     return TT_OK;
 }
 
@@ -939,10 +948,10 @@ void tti_transport_free(tti_transport *t) {
         t->fd = -1;
     }
     t->err = t->err != TT_OK ? t->err : TT_ECLOSED;   /* no more writes */
-    if (t->dns_req) {
+    if (t->a && t->a->dns_req) {
         /* The resolver calls back with a cancel result and frees us there. */
         t->dead = true;
-        struct evdns_getaddrinfo_request *r = t->dns_req;
+        struct evdns_getaddrinfo_request *r = t->a->dns_req;
         evdns_getaddrinfo_cancel(r);
         return;
     }
