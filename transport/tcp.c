@@ -62,12 +62,20 @@ typedef struct layers {
     bool px_open;
 } layers;
 
-/* What a connection needs only while it connects: made when it starts and
- * freed once the TCP connect succeeded, so an idle connection holds none. */
+/* What a connection needs only at times: while it connects, and while a
+ * partial packet or output the socket would not take is kept (plain TCP).
+ * Made on first need and freed once none of it is used, so an idle
+ * connection holds none. */
 typedef struct aside {
+    /* Until the TCP connect finished. */
     struct evdns_getaddrinfo_request *dns_req;
     const char *source_addr;          /* the caller's */
     uint16_t port;                    /* for the messages of a failed connect */
+    /* Connected plain TCP. */
+    uint32_t rx_len, rx_cap, rx_need;
+    uint32_t tx_off, tx_len, tx_cap;
+    uint8_t *rx;                      /* unparsed input kept between reads */
+    uint8_t *tx;                      /* output the socket has not taken yet */
 } aside;
 
 struct tti_transport {
@@ -79,10 +87,6 @@ struct tti_transport {
     void *ctx;
     layers *x;                        /* NULL for plain TCP */
     aside *a;                         /* NULL when none of it is needed */
-    uint8_t *rx;                      /* unparsed input kept between reads */
-    uint8_t *tx;                      /* output the socket has not taken yet */
-    uint32_t rx_len, rx_cap, rx_need;
-    uint32_t tx_off, tx_len, tx_cap;
     uint32_t high_water;
     evutil_socket_t fd;
     bool connected;
@@ -118,12 +122,32 @@ static void release(tti_transport *t) {
         tti_free(x->alpn);
         tti_free(x);
     }
-    tti_free(t->a);
-    tti_free(t->rx);
-    tti_free(t->tx);
+    if (t->a) {
+        tti_free(t->a->rx);
+        tti_free(t->a->tx);
+        tti_free(t->a);
+    }
     tti_free(t->err_reason);
     tti_free(t);
 }
+
+/* The block, made on first need. NULL without memory. */
+static aside *aside_get(tti_transport *t) {
+    if (!t->a) t->a = tti_calloc(1, sizeof *t->a);
+    return t->a;
+}
+
+/* Free the block once nothing in it is used: connected, nothing kept. */
+static void aside_trim(tti_transport *t) {
+    aside *a = t->a;
+    if (a && t->connected && !a->rx && !a->tx) {
+        tti_free(a);
+        t->a = NULL;
+    }
+}
+
+/* Output the socket would not take yet (plain TCP). */
+static size_t tx_kept(const tti_transport *t) { return t->a ? t->a->tx_len - t->a->tx_off : 0; }
 
 static void err_cb(evutil_socket_t fd, short what, void *arg) {
     tti_transport *t = arg;
@@ -186,7 +210,7 @@ static void set_want_write(tti_transport *t, bool on) {
 }
 
 static size_t pending(const tti_transport *t) {
-    size_t n = t->tx_len - t->tx_off;
+    size_t n = tx_kept(t);
     if (t->io && t->io->tx_owner == t) n += t->io->tx_n;
     if (t->x) n += evbuffer_get_length(t->x->sock_out);
     return n;
@@ -199,37 +223,42 @@ static void note_pending(tti_transport *t) {
 /* ---- Plain TCP output ------------------------------------------------------ */
 
 static bool tx_keep(tti_transport *t, const uint8_t *p, size_t n) {
-    if (t->tx_off && t->tx_off == t->tx_len) t->tx_off = t->tx_len = 0;
-    size_t want = (size_t)t->tx_len + n;
+    aside *a = aside_get(t);
+    if (!a) {
+        fail(t, TT_ENOMEM, 0, "no memory for output");
+        return false;
+    }
+    if (a->tx_off && a->tx_off == a->tx_len) a->tx_off = a->tx_len = 0;
+    size_t want = (size_t)a->tx_len + n;
     if (want > UINT32_MAX) {
         fail(t, TT_ENOMEM, 0, "output too large");
         return false;
     }
-    if (want > t->tx_cap) {
-        if (t->tx_off) {             /* slide the unsent part to the front first */
-            memmove(t->tx, t->tx + t->tx_off, t->tx_len - t->tx_off);
-            t->tx_len -= t->tx_off;
-            t->tx_off = 0;
-            want = (size_t)t->tx_len + n;
+    if (want > a->tx_cap) {
+        if (a->tx_off) {             /* slide the unsent part to the front first */
+            memmove(a->tx, a->tx + a->tx_off, a->tx_len - a->tx_off);
+            a->tx_len -= a->tx_off;
+            a->tx_off = 0;
+            want = (size_t)a->tx_len + n;
         }
-        size_t cap = t->tx_cap ? t->tx_cap : 4096;
+        size_t cap = a->tx_cap ? a->tx_cap : 4096;
         while (cap < want) cap *= 2;
-        uint8_t *b = want > t->tx_cap ? tti_realloc(t->tx, cap) : t->tx;
+        uint8_t *b = want > a->tx_cap ? tti_realloc(a->tx, cap) : a->tx;
         if (!b) {
             fail(t, TT_ENOMEM, 0, "no memory for output");
             return false;
         }
-        if (b != t->tx || cap > t->tx_cap) t->tx_cap = (uint32_t)cap;
-        t->tx = b;
+        if (b != a->tx || cap > a->tx_cap) a->tx_cap = (uint32_t)cap;
+        a->tx = b;
     }
-    memcpy(t->tx + t->tx_len, p, n);
-    t->tx_len += (uint32_t)n;
+    memcpy(a->tx + a->tx_len, p, n);
+    a->tx_len += (uint32_t)n;
     return true;
 }
 
 /* Send now what the socket takes; keep the rest and wait for EV_WRITE. */
 static void raw_send(tti_transport *t, const uint8_t *p, size_t n) {
-    if (t->tx_len > t->tx_off) {     /* older bytes wait: keep the order */
+    if (tx_kept(t)) {                /* older bytes wait: keep the order */
         (void)tx_keep(t, p, n);
         return;
     }
@@ -269,8 +298,9 @@ static void stage_flush(tti_transport *t) {
 
 /* The socket has room again. False when the transport failed. */
 static bool raw_writable(tti_transport *t) {
-    while (t->tx_len > t->tx_off) {
-        ssize_t w = send(t->fd, t->tx + t->tx_off, t->tx_len - t->tx_off, MSG_NOSIGNAL);
+    aside *a = t->a;
+    while (a && a->tx_len > a->tx_off) {
+        ssize_t w = send(t->fd, a->tx + a->tx_off, a->tx_len - a->tx_off, MSG_NOSIGNAL);
         if (w < 0) {
             int e = errno;
             if (e == EINTR) continue;
@@ -278,47 +308,58 @@ static bool raw_writable(tti_transport *t) {
             fail_errno(t, e, "connection lost");
             return false;
         }
-        t->tx_off += (uint32_t)w;
+        a->tx_off += (uint32_t)w;
     }
     /* All out: give the memory back (it was only needed while the peer was slow). */
-    tti_free(t->tx);
-    t->tx = NULL;
-    t->tx_off = t->tx_len = t->tx_cap = 0;
+    if (a) {
+        tti_free(a->tx);
+        a->tx = NULL;
+        a->tx_off = a->tx_len = a->tx_cap = 0;
+        aside_trim(t);
+    }
     set_want_write(t, false);
     return true;
 }
 
 /* ---- Plain TCP input ------------------------------------------------------- */
 
-/* Keep the unparsed tail (which may already sit in t->rx) for the next read,
- * and the size of the packet it starts when known. The buffer grows with what
- * arrives, never to a size a peer merely declares. */
+/* Keep the unparsed tail (which may already sit in the kept buffer) for the
+ * next read, and the size of the packet it starts when known. The buffer grows
+ * with what arrives, never to a size a peer merely declares. */
 static bool rx_keep(tti_transport *t, const uint8_t *tail, size_t n, size_t need) {
-    t->rx_need = (uint32_t)need;
-    if (n == 0) {
-        tti_free(t->rx);
-        t->rx = NULL;
-        t->rx_len = t->rx_cap = 0;
+    aside *a = t->a;
+    if (n == 0) {                    /* the read ended on a packet boundary */
+        if (a && a->rx) {
+            tti_free(a->rx);
+            a->rx = NULL;
+            a->rx_len = a->rx_cap = a->rx_need = 0;
+            aside_trim(t);
+        }
         return true;
     }
-    if (t->rx && tail >= t->rx && tail < t->rx + t->rx_cap) {
-        if (tail != t->rx) memmove(t->rx, tail, n);
-        t->rx_len = (uint32_t)n;
+    if (!(a = aside_get(t))) {
+        fail(t, TT_ENOMEM, 0, "no memory for input");
+        return false;
+    }
+    a->rx_need = (uint32_t)need;
+    if (a->rx && tail >= a->rx && tail < a->rx + a->rx_cap) {
+        if (tail != a->rx) memmove(a->rx, tail, n);
+        a->rx_len = (uint32_t)n;
         return true;
     }
-    if (n > t->rx_cap || n < t->rx_cap / 4) {
+    if (n > a->rx_cap || n < a->rx_cap / 4) {
         size_t cap = n < 256 ? 256 : n;
         uint8_t *b = tti_malloc(cap);
         if (!b) {
             fail(t, TT_ENOMEM, 0, "no memory for input");
             return false;
         }
-        tti_free(t->rx);
-        t->rx = b;
-        t->rx_cap = (uint32_t)cap;
+        tti_free(a->rx);
+        a->rx = b;
+        a->rx_cap = (uint32_t)cap;
     }
-    memcpy(t->rx, tail, n);
-    t->rx_len = (uint32_t)n;
+    memcpy(a->rx, tail, n);
+    a->rx_len = (uint32_t)n;
     return true;
 }
 
@@ -327,29 +368,30 @@ static void raw_readable(tti_transport *t) {
     for (int round = 0; round < READS_PER_WAKE; round++) {
         /* A packet larger than half the loop's buffer gathers in its own;
          * everything else is read behind the kept bytes in the shared one. */
-        bool own = t->rx_need > TTI_IO_RX_CAP / 2 || t->rx_len > TTI_IO_RX_CAP / 2;
+        aside *a = t->a;             /* NULL: nothing kept */
+        bool own = a && (a->rx_need > TTI_IO_RX_CAP / 2 || a->rx_len > TTI_IO_RX_CAP / 2);
         uint8_t *buf;
-        size_t have = t->rx_len, cap;
+        size_t have = a ? a->rx_len : 0, cap;
         if (own) {
-            if (t->rx_cap - t->rx_len < 4096) {
+            if (a->rx_cap - a->rx_len < 4096) {
                 /* Double, up to the packet's size. */
-                size_t ncap = (size_t)t->rx_cap * 2 < TTI_IO_RX_CAP ? TTI_IO_RX_CAP : (size_t)t->rx_cap * 2;
-                if (t->rx_need > t->rx_len && ncap > t->rx_need) ncap = t->rx_need;
-                if (ncap < (size_t)t->rx_len + 4096) ncap = (size_t)t->rx_len + 4096;
-                uint8_t *b = ncap <= UINT32_MAX ? tti_realloc(t->rx, ncap) : NULL;
+                size_t ncap = (size_t)a->rx_cap * 2 < TTI_IO_RX_CAP ? TTI_IO_RX_CAP : (size_t)a->rx_cap * 2;
+                if (a->rx_need > a->rx_len && ncap > a->rx_need) ncap = a->rx_need;
+                if (ncap < (size_t)a->rx_len + 4096) ncap = (size_t)a->rx_len + 4096;
+                uint8_t *b = ncap <= UINT32_MAX ? tti_realloc(a->rx, ncap) : NULL;
                 if (!b) {
                     fail(t, TT_ENOMEM, 0, "no memory for input");
                     return;
                 }
-                t->rx = b;
-                t->rx_cap = (uint32_t)ncap;
+                a->rx = b;
+                a->rx_cap = (uint32_t)ncap;
             }
-            buf = t->rx;
-            cap = t->rx_cap;
+            buf = a->rx;
+            cap = a->rx_cap;
         } else {
             buf = io->rx;
             cap = TTI_IO_RX_CAP;
-            if (have) memcpy(buf, t->rx, have);
+            if (have) memcpy(buf, a->rx, have);
         }
         size_t room = cap - have;
         ssize_t n = recv(t->fd, buf + have, room, 0);
@@ -359,13 +401,13 @@ static void raw_readable(tti_transport *t) {
         }
         if (n < 0) {
             int e = errno;
-            if (e == EAGAIN || e == EWOULDBLOCK || e == EINTR) return;   /* t->rx still holds the tail */
+            if (e == EAGAIN || e == EWOULDBLOCK || e == EINTR) return;   /* the tail is still kept */
             fail_errno(t, e, "connection lost");
             return;
         }
         have += (size_t)n;
-        if (own && have < t->rx_need) {
-            t->rx_len = (uint32_t)have;
+        if (own && have < a->rx_need) {
+            a->rx_len = (uint32_t)have;
             if ((size_t)n < room) return;
             continue;
         }
@@ -694,8 +736,7 @@ static void connect_done(tti_transport *t) {
         return;
     }
     t->connected = true;
-    tti_free(t->a);                  /* the connect's state is done with */
-    t->a = NULL;
+    aside_trim(t);                   /* the connect's state is done with */
     int one = 1;
     setsockopt(t->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     event_assign(&t->ev, event_get_base(&t->ev), t->fd, EV_READ | EV_PERSIST, sock_cb, t);
@@ -894,7 +935,7 @@ tt_err tti_transport_connect(struct event_base *base, const tti_transport_opts *
 
 void tti_transport_write(tti_transport *t, const void *p, size_t n) {
     if (t->err != TT_OK || !t->connected || n == 0) return;
-    if (t->tx_len > t->tx_off) {     /* plain TCP, the socket is behind: join the queue */
+    if (tx_kept(t)) {                /* plain TCP, the socket is behind: join the queue */
         (void)tx_keep(t, p, n);
         return;
     }
