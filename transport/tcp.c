@@ -62,9 +62,9 @@ typedef struct layers {
     bool px_open;
 } layers;
 
-/* What a connection needs only at times: while it connects, and while a
- * partial packet or output the socket would not take is kept (plain TCP).
- * Made on first need and freed once none of it is used, so an idle
+/* What a connection needs only at times: while it connects, while a partial
+ * packet or output the socket would not take is kept (plain TCP), and once it
+ * failed. Made on first need and freed once none of it is used, so an idle
  * connection holds none. */
 typedef struct aside {
     /* Until the TCP connect finished. */
@@ -76,6 +76,9 @@ typedef struct aside {
     uint32_t tx_off, tx_len, tx_cap;
     uint8_t *rx;                      /* unparsed input kept between reads */
     uint8_t *tx;                      /* output the socket has not taken yet */
+    /* The failure, for on_error. */
+    int err_detail;
+    char *err_reason;
 } aside;
 
 struct tti_transport {
@@ -95,9 +98,7 @@ struct tti_transport {
     bool dead;                        /* freed while DNS was pending */
     bool freed;                       /* freed inside a session callback */
     uint8_t busy;                     /* inside a session callback that may free us */
-    tt_err err;
-    int err_detail;
-    char *err_reason;
+    tt_err err;                       /* its detail and text are in the block */
 };
 
 static void release(tti_transport *t) {
@@ -125,9 +126,9 @@ static void release(tti_transport *t) {
     if (t->a) {
         tti_free(t->a->rx);
         tti_free(t->a->tx);
+        tti_free(t->a->err_reason);
         tti_free(t->a);
     }
-    tti_free(t->err_reason);
     tti_free(t);
 }
 
@@ -137,10 +138,11 @@ static aside *aside_get(tti_transport *t) {
     return t->a;
 }
 
-/* Free the block once nothing in it is used: connected, nothing kept. */
+/* Free the block once nothing in it is used: connected, nothing kept, no
+ * failure to report. */
 static void aside_trim(tti_transport *t) {
     aside *a = t->a;
-    if (a && t->connected && !a->rx && !a->tx) {
+    if (a && t->connected && !a->rx && !a->tx && t->err == TT_OK) {
         tti_free(a);
         t->a = NULL;
     }
@@ -153,7 +155,9 @@ static void err_cb(evutil_socket_t fd, short what, void *arg) {
     tti_transport *t = arg;
     (void)fd;
     (void)what;
-    t->cbs->on_error(t->ctx, t->err, t->err_detail, t->err_reason ? t->err_reason : "connection failed");
+    const aside *a = t->a;
+    t->cbs->on_error(t->ctx, t->err, a ? a->err_detail : 0,
+                     a && a->err_reason ? a->err_reason : "connection failed");
 }
 
 /* Errors reach the session on a later turn, never inside one of its calls:
@@ -161,9 +165,12 @@ static void err_cb(evutil_socket_t fd, short what, void *arg) {
 static void fail(tti_transport *t, tt_err err, int detail, const char *reason) {
     if (t->err != TT_OK) return;     /* the first error is the one reported */
     t->err = err;
-    t->err_detail = detail;
-    t->err_reason = tti_strdup(reason);
-    if (event_initialized(&t->ev)) event_del(&t->ev);
+    aside *a = aside_get(t);         /* without memory the code still goes out */
+    if (a) {
+        a->err_detail = detail;
+        a->err_reason = tti_strdup(reason);
+    }
+    event_del(&t->ev);
     event_assign(&t->ev, event_get_base(&t->ev), -1, 0, err_cb, t);
     event_active(&t->ev, EV_TIMEOUT, 0);
 }
