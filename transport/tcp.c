@@ -784,13 +784,13 @@ static void sock_cb(evutil_socket_t fd, short what, void *arg) {
 }
 
 static void start_tcp(tti_transport *t, const struct sockaddr *sa, socklen_t salen) {
-    evutil_socket_t fd = socket(sa->sa_family, SOCK_STREAM, 0);
+    /* Non-blocking and close-on-exec from the start: four fcntl() calls
+     * fewer per connection. */
+    evutil_socket_t fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         fail_errno(t, errno, "socket() failed");
         return;
     }
-    evutil_make_socket_nonblocking(fd);
-    evutil_make_socket_closeonexec(fd);
     t->fd = fd;
     const char *source = t->a->source_addr;
     if (source) {
