@@ -1009,7 +1009,6 @@ static void on_packet(tt_client *c, const tti_mqtt_pkt *pkt) {
         if (c->ping_head) {
             tti_req *r = c->ping_head;
             c->ping_head = r->next;
-            if (!c->ping_head) c->ping_tail = NULL;
             tt_promise_set_value(tti_future_promise(r->f), NULL, NULL,
                                  (int64_t)(mono_us() - c->ping_sent_us));
             finish(r, TT_OK, 0, NULL);
@@ -1144,7 +1143,6 @@ static void fail_transient(tt_client *c, tt_err err, const char *why) {
         c->ping_head = r->next;
         finish(r, err, 0, why);
     }
-    c->ping_tail = NULL;
     for (int pg = 0; pg < 256; pg++) {
         for (int i = 0; i < 256 && c->ids && c->ids[pg]; i++) {
             uint16_t id = (uint16_t)(pg << 8 | i);
@@ -1395,9 +1393,9 @@ static void handle_ping(tt_client *c, tti_req *r) {
         return;
     }
     r->next = NULL;
-    if (c->ping_tail) c->ping_tail->next = r;
-    else c->ping_head = r;
-    c->ping_tail = r;
+    tti_req **end = &c->ping_head;   /* pings are few: no tail pointer */
+    while (*end) end = &(*end)->next;
+    *end = r;
     static const uint8_t ping[2] = { 0xC0, 0x00 };
     out_bytes(c, ping, 2);
     tti_transport_flush(c->tr);
@@ -1407,6 +1405,9 @@ static void handle_ping(tt_client *c, tti_req *r) {
 
 void tti_session_dispatch(tt_client *c, tti_msg *m) {
     tti_req *r = TTI_CONTAINER_OF(m, tti_req, msg);
+    /* Publishes before any other call are in the queue file by the time that
+     * call completes (a ping, say, is a barrier a caller can wait on). */
+    if (m->type != TTI_REQ_PUBLISH && TTI_RARE(c, spool)) spool_sync(c);
     switch (m->type) {
     case TTI_REQ_CONNECT: handle_connect(c, r); break;
     case TTI_REQ_DISCONNECT: handle_disconnect(c, r); break;

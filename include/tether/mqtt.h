@@ -163,8 +163,10 @@ typedef struct tt_client_opts {
      * and sent after connect with new packet ids, so a message that was in
      * flight at the crash may arrive twice (QoS 2 included), never not at
      * all. QoS 0 is never kept. The file is written once per loop turn, before
-     * the packets go out, and not synced: it survives the process, not a
-     * power loss. If it cannot be written, publishing goes on in memory and
+     * the packets go out, and before any other call (ping, subscribe,
+     * disconnect, ...) is handled, so once such a later call's future is done
+     * the publishes before it are in the file. It is not synced: it survives
+     * the process, not a power loss. If it cannot be written, publishing goes on in memory and
      * the error is logged. NULL: memory only. */
     const char *offline_queue_file;
 } tt_client_opts;
