@@ -164,7 +164,6 @@ struct tt_client {
     uint32_t max_packet;
     uint32_t connect_timeout_ms, op_timeout_ms;
     uint32_t backoff_min, backoff_max;
-    tt_overflow overflow;
     uint16_t port;
     uint16_t keepalive;
     uint16_t max_inflight;            /* the caller's window (loop: tt_client_set_max_inflight) */
@@ -178,6 +177,7 @@ struct tt_client {
     bool persistent;
     bool out_alias;                   /* MQTT 5: alias repeated topics to the broker */
     bool packed;                      /* host, client_id and connect_pkt are one block */
+    uint8_t overflow;                 /* tt_overflow */
     /* any thread */
     atomic_bool closing;
     atomic_size_t queued_ops;
@@ -193,13 +193,12 @@ struct tt_client {
     tti_pubreq *fl_head, *fl_tail;    /* sent, unacknowledged, in send order */
     void ***ids;                      /* packet id -> request: 256 pages of 256, lazily */
     tti_subreq *ctl_head, *ctl_tail;  /* (un)subscribes waiting for a connection */
-    tti_req *ping_head, *ping_tail;
+    tti_req *ping_head;               /* pings waiting for PINGRESP, in order */
     uint64_t ping_sent_us;
     uint64_t last_tx_ms, last_rx_ms;
     uint8_t *qos2_rx;                 /* bitmap: inbound QoS 2 ids awaiting PUBREL */
     tti_trie subs;                    /* filter -> tti_subent */
     tt_future *close_f;
-    int state;
     uint32_t attempt;
     uint32_t inflight;
     uint32_t window;
@@ -213,6 +212,7 @@ struct tt_client {
     bool sub_ids_ok;                  /* the broker accepts Subscription Identifiers */
     bool disc_sent;                   /* DISCONNECT written: nothing more on this connection */
     bool timer_live;                  /* timer set up and not yet torn down */
+    uint8_t state;                    /* ST_* (session.c) */
     /* statistics: written by the loop only, read from any thread */
     _Atomic uint64_t st_bytes_out, st_bytes_in, st_pubs_out, st_msgs_in, st_connects, st_aliased;
     /* The strand that runs this client's callbacks, in the same block:
