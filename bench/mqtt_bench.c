@@ -378,6 +378,7 @@ static int run_conns(double deadline) {
     conns_wait w = { 0 };
     double t0 = bench_now();
     while (w.opened < A.conns && !atomic_load(&n_failed) && bench_now() < deadline) {
+        bench_conns_half(&A, atomic_load(&n_connected));
         if (!handshakes_below(&w)) {
             (void)wait_until(handshakes_below, &w, deadline);
             continue;
@@ -392,8 +393,10 @@ static int run_conns(double deadline) {
         w.opened++;
     }
     count_wait all = { &n_connected, w.opened };
-    while (atomic_load(&n_connected) + atomic_load(&n_failed) < w.opened && bench_now() < deadline)
+    while (atomic_load(&n_connected) + atomic_load(&n_failed) < w.opened && bench_now() < deadline) {
+        bench_conns_half(&A, atomic_load(&n_connected));
         (void)wait_until(count_reached, &all, bench_now() + 0.1);
+    }
     double secs = bench_now() - t0;
     long rss1 = bench_rss_kib();
     long ok = atomic_load(&n_connected);

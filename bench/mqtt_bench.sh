@@ -168,6 +168,7 @@ run_one() {
             add "$client" "$key.ok" "$(field "$line" connected)"
             add "$client" "$key.us" "$(field "$line" per_conn_us)"
             add "$client" "$key.kib" "$(field "$line" per_conn_kib)"
+            add "$client" "$key.mkib" "$(field "$line" marginal_kib)"
             add "$client" "$key.bcon" "$(field "$line" broker_connect_us)"
             # The broker's side of each connection (accept, CONNACK, and the
             # close at the end): the floor under the time per connection.
@@ -281,6 +282,8 @@ rows=(
     "conns.bcon|broker CPU us per connect (close not counted), $conns connections"
     "maxconns.us|time per connection us, at the most connections (less)"
     "maxconns.kib|client RSS per connection KiB, at the most connections (less)"
+    "conns.mkib|client RSS per added connection KiB, 2nd half of $conns (less)"
+    "maxconns.mkib|client RSS per added connection KiB, 2nd half of the most (less)"
 )
 
 echo

@@ -202,6 +202,18 @@ static long long bench_broker_ns0 = -1;
 /* Marks the start of the connections phase for the broker's share. */
 static inline void bench_conns_begin(void) { bench_broker_ns0 = bench_broker_ns(); }
 
+/* RSS sampled once half the connections are up. From there to the end is
+ * what each further connection costs, without the one-time costs the first
+ * ones bring (loop buffers, caches, descriptor tables). */
+static long bench_half_rss = -1, bench_half_n;
+
+static inline void bench_conns_half(const bench_args *a, long connected) {
+    if (bench_half_rss < 0 && connected >= a->conns / 2 && connected > 0) {
+        bench_half_rss = bench_rss_kib();
+        bench_half_n = connected;
+    }
+}
+
 static inline void bench_report_conns(const bench_args *a, const char *client, long want, long ok,
                                       double secs, long rss0, long rss1, const char *why) {
     double per_us = ok > 0 ? secs * 1e6 / (double)ok : 0;
@@ -210,10 +222,13 @@ static inline void bench_report_conns(const bench_args *a, const char *client, l
      * close comes later and is not counted). */
     long long bns = bench_broker_ns();
     double broker_us = ok > 0 && bns >= 0 && bench_broker_ns0 >= 0 ? (double)(bns - bench_broker_ns0) / 1e3 / (double)ok : -1;
+    char marg[32] = "n/a";
+    if (bench_half_rss >= 0 && ok > bench_half_n)
+        snprintf(marg, sizeof marg, "%.2f", (double)(rss1 - bench_half_rss) / (double)(ok - bench_half_n));
     printf("RESULT client=%s scenario=%s conns=%ld connected=%ld secs=%.3f per_conn_us=%.1f "
-           "per_conn_kib=%.2f broker_connect_us=%.1f%s%s\n",
-           client, a->scenario, want, ok, secs, per_us, per_kib, broker_us, why ? " stopped=" : "",
-           why ? why : "");
+           "per_conn_kib=%.2f marginal_kib=%s broker_connect_us=%.1f%s%s\n",
+           client, a->scenario, want, ok, secs, per_us, per_kib, marg, broker_us,
+           why ? " stopped=" : "", why ? why : "");
     fflush(stdout);
 }
 

@@ -277,6 +277,7 @@ static int run_conns(double deadline) {
         long before = n_connected;
         poll_once(100);
         if (n_connected != before) t1 = bench_now();
+        bench_conns_half(&A, n_connected);
         if (n_failed && !why) why = failure ? failure : "refused";
     }
     long ok = n_connected;
