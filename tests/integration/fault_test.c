@@ -14,8 +14,8 @@
 #include "proxy.h"
 #include "tt_scale.h"
 #include "tt_test.h"
+#include "tt_wait.h"
 
-#define WAIT_MS 10000
 
 /* ---- Allocation hooks: live blocks of tether and libevent -------------------- */
 
@@ -107,12 +107,7 @@ static void on_ev(tt_client *c, const tt_client_event *ev, void *arg) {
     pthread_mutex_unlock(&e->lock);
 }
 
-static int ev_connected(events *e) {
-    pthread_mutex_lock(&e->lock);
-    int n = e->connected;
-    pthread_mutex_unlock(&e->lock);
-    return n;
-}
+static int ev_connected(events *e) { return tt_locked_int(&e->lock, &e->connected); }
 
 static tt_client *make(int port, tt_client_opts *o) {
     char url[64];
@@ -124,20 +119,9 @@ static tt_client *make(int port, tt_client_opts *o) {
     return c;
 }
 
-static tt_err wait_free(tt_future *f) {
-    tt_err rc = tt_future_wait(f, WAIT_MS);
-    if (rc != TT_OK) {
-        const char *why = NULL;
-        tt_future_detail(f, &why);
-        fprintf(stderr, "  future failed: %s (%s)\n", tt_err_name(rc), why ? why : "");
-    }
-    tt_future_free(f);
-    return rc;
-}
-
 static void close_free(tt_client *c) {
     tt_future *f = tt_client_close(c);
-    TT_CHECK_EQ_INT(tt_future_wait(f, WAIT_MS), TT_OK);
+    TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_OK);
     tt_future_free(f);
     tt_client_free(c);
 }
@@ -318,9 +302,9 @@ static void run_stream(int qos, uint32_t n, int cuts, int restarts, bool kill, i
     so.on_event_arg = &sev;
     tt_client *sub = make(tt_proxy_port(px), &so);
     TT_REQUIRE(sub);
-    TT_REQUIRE(wait_free(tt_client_connect(sub)) == TT_OK);
+    TT_REQUIRE(tt_wait_free(tt_client_connect(sub)) == TT_OK);
     tt_sub sb = { .filter = topic, .qos = (tt_qos)qos, .handler = on_stream_msg, .arg = &s };
-    TT_REQUIRE(wait_free(tt_client_subscribe(sub, &sb, 1, NULL)) == TT_OK);
+    TT_REQUIRE(tt_wait_free(tt_client_subscribe(sub, &sb, 1, NULL)) == TT_OK);
     if (kill) usleep(2500000);            /* the subscription in an autosave before any SIGKILL */
 
     tt_client_opts po = TT_OPTS_INIT(tt_client_opts);
@@ -335,7 +319,7 @@ static void run_stream(int qos, uint32_t n, int cuts, int restarts, bool kill, i
     po.on_event_arg = &pev;
     tt_client *pub = make(tt_proxy_port(px), &po);
     TT_REQUIRE(pub);
-    TT_REQUIRE(wait_free(tt_client_connect(pub)) == TT_OK);
+    TT_REQUIRE(tt_wait_free(tt_client_connect(pub)) == TT_OK);
 
     double t0 = tt_test_now_();
     /* The publisher stays at most `lead` messages ahead of the subscriber.
@@ -524,7 +508,7 @@ static void test_keepalive_stall(void) {
         o.on_event_arg = &ev;
         tt_client *c = make(tt_proxy_port(px), &o);
         TT_REQUIRE(c);
-        TT_REQUIRE(wait_free(tt_client_connect(c)) == TT_OK);
+        TT_REQUIRE(tt_wait_free(tt_client_connect(c)) == TT_OK);
         usleep(700000);                   /* somewhere inside a keepalive period */
         tt_proxy_stall(px, true);
         double t0 = tt_test_now_();
@@ -546,7 +530,7 @@ static void test_keepalive_stall(void) {
         /* The stalled connection goes, a new one comes up. */
         for (int i = 0; i < 500 && ev_connected(&ev) < 2; i++) usleep(10000);
         TT_CHECK_EQ_INT(ev_connected(&ev), 2);
-        TT_CHECK_EQ_INT(wait_free(tt_client_pub(c, "ka/x", "y", 1, TT_QOS1, false)), TT_OK);
+        TT_CHECK_EQ_INT(tt_wait_free(tt_client_pub(c, "ka/x", "y", 1, TT_QOS1, false)), TT_OK);
         close_free(c);
     }
     tt_proxy_free(px);
@@ -570,9 +554,9 @@ static void test_split_and_delay(void) {
     TT_REQUIRE(c);
     tt_proxy_split_writes(px, true);
     tt_proxy_set_delay_ms(px, 20);
-    TT_REQUIRE(wait_free(tt_client_connect(c)) == TT_OK);
+    TT_REQUIRE(tt_wait_free(tt_client_connect(c)) == TT_OK);
     tt_sub sb = { .filter = "split/#", .qos = TT_QOS2, .handler = on_stream_msg, .arg = &s };
-    TT_CHECK_EQ_INT(wait_free(tt_client_subscribe(c, &sb, 1, NULL)), TT_OK);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_client_subscribe(c, &sb, 1, NULL)), TT_OK);
     for (uint32_t i = 0; i < s.n; i++) {
         tt_future *f = tt_client_pub(c, "split/a", &i, sizeof i, (tt_qos)(i % 3), false);
         TT_CHECK_EQ_INT(tt_future_then(f, on_pub_done, &s), TT_OK);
@@ -618,9 +602,9 @@ static void test_reconnect_cycles(void) {
     o.on_event_arg = &ev;
     tt_client *c = make(tt_proxy_port(px), &o);
     TT_REQUIRE(c);
-    TT_REQUIRE(wait_free(tt_client_connect(c)) == TT_OK);
+    TT_REQUIRE(tt_wait_free(tt_client_connect(c)) == TT_OK);
     tt_sub sb = { .filter = "cycles/#", .qos = TT_QOS1 };
-    TT_REQUIRE(wait_free(tt_client_subscribe(c, &sb, 1, NULL)) == TT_OK);
+    TT_REQUIRE(tt_wait_free(tt_client_subscribe(c, &sb, 1, NULL)) == TT_OK);
     /* Warm-up: the first cycles make what is made once per loop (the
      * resolver's state, libevent's change lists and buffers grown to size). */
     const int warm = 5;
@@ -651,10 +635,10 @@ static void test_reconnect_cycles(void) {
         /* A round trip on the new connection: its resubscribe is answered
          * (SUBACK before PINGRESP) before the next cut. Should that
          * connection drop first, the next one must answer. */
-        if (wait_free(tt_client_ping(c)) != TT_OK) {
+        if (tt_wait_free(tt_client_ping(c)) != TT_OK) {
             int now = ev_connected(&ev);
             for (k = 0; ev_connected(&ev) <= now && k < 4000; k++) usleep(250);
-            if (wait_free(tt_client_ping(c)) != TT_OK) failed_cycles++;
+            if (tt_wait_free(tt_client_ping(c)) != TT_OK) failed_cycles++;
         }
     }
     double dt = tt_test_now_() - t0;
@@ -713,7 +697,7 @@ static void test_rss_flat_with_broker_gone(void) {
     o.on_event_arg = &ev;
     tt_client *c = make(b.port, &o);
     TT_REQUIRE(c);
-    TT_REQUIRE(wait_free(tt_client_connect(c)) == TT_OK);
+    TT_REQUIRE(tt_wait_free(tt_client_connect(c)) == TT_OK);
     TT_REQUIRE(tt_broker_stop(&b) == 0);
     for (int i = 0; i < 1000; i++) {                /* until the client noticed */
         pthread_mutex_lock(&ev.lock);

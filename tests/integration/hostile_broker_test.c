@@ -11,8 +11,8 @@
 
 #include "hostile.h"
 #include "tt_test.h"
+#include "tt_wait.h"
 
-#define WAIT_MS 10000
 
 /* ---- Allocation hooks: the largest single request and the live count ------- */
 
@@ -103,12 +103,7 @@ static void on_ev(tt_client *c, const tt_client_event *ev, void *arg) {
     pthread_mutex_unlock(&r->lock);
 }
 
-static int disconnected(rig *r) {
-    pthread_mutex_lock(&r->lock);
-    int n = r->disconnected;
-    pthread_mutex_unlock(&r->lock);
-    return n;
-}
+static int disconnected(rig *r) { return tt_locked_int(&r->lock, &r->disconnected); }
 
 static bool wait_disconnected(rig *r, int ms) {
     for (int i = 0; i < ms / 5 && !disconnected(r); i++) usleep(5000);
@@ -134,7 +129,7 @@ static bool rig_up(rig *r, const tt_hostile_step *steps, size_t n, tt_client_opt
 static void rig_down(rig *r) {
     if (r->c) {
         tt_future *f = tt_client_close(r->c);
-        TT_CHECK_EQ_INT(tt_future_wait(f, WAIT_MS), TT_OK);
+        TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_OK);
         tt_future_free(f);
         tt_client_free(r->c);
     }
@@ -154,7 +149,7 @@ typedef struct outcome {
 static void connect_outcome(rig *r, outcome *out) {
     memset(out, 0, sizeof *out);
     tt_future *f = tt_client_connect(r->c);
-    tt_err rc = tt_future_wait(f, WAIT_MS);
+    tt_err rc = tt_future_wait(f, TT_WAIT_MS);
     if (rc != TT_OK) {
         const char *why = NULL;
         out->err = rc;
@@ -162,7 +157,7 @@ static void connect_outcome(rig *r, outcome *out) {
         snprintf(out->reason, sizeof out->reason, "%s", why ? why : "");
     } else {
         out->connected = true;
-        if (wait_disconnected(r, WAIT_MS)) {
+        if (wait_disconnected(r, TT_WAIT_MS)) {
             pthread_mutex_lock(&r->lock);
             out->err = r->ev_err;
             out->detail = r->ev_detail;
@@ -344,10 +339,10 @@ static void test_ack_for_unknown_id(void) {
         o.no_reconnect = true;
         TT_REQUIRE(rig_up(&r, s, NSTEPS(s), &o));
         tt_future *f = tt_client_connect(r.c);
-        TT_CHECK_EQ_INT(tt_future_wait(f, WAIT_MS), TT_OK);
+        TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_OK);
         tt_future_free(f);
         f = tt_client_ping(r.c);
-        TT_CHECK_EQ_INT(tt_future_wait(f, WAIT_MS), TT_OK);
+        TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_OK);
         tt_future_free(f);
         usleep(100000);
         TT_CHECK_EQ_INT(disconnected(&r), 0);
@@ -417,7 +412,7 @@ static void test_suback_wrong_count(void) {
         o.no_reconnect = true;
         TT_REQUIRE(rig_up(&r, s, NSTEPS(s), &o));
         tt_future *f = tt_client_connect(r.c);
-        TT_CHECK_EQ_INT(tt_future_wait(f, WAIT_MS), TT_OK);
+        TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_OK);
         tt_future_free(f);
         tt_sub sub = { .filter = "a/b", .qos = TT_QOS1 };
         f = tt_client_subscribe(r.c, &sub, 1, NULL);
@@ -428,7 +423,7 @@ static void test_suback_wrong_count(void) {
                 tt_err_name(rc), why ? why : "");
         TT_CHECK_MSG(rc == TT_EPROTO || rc == TT_ECONNRESET, "subscribe: %s", tt_err_name(rc));
         tt_future_free(f);
-        TT_CHECK(wait_disconnected(&r, WAIT_MS));
+        TT_CHECK(wait_disconnected(&r, TT_WAIT_MS));
         TT_CHECK_EQ_INT(r.ev_err, TT_EPROTO);
         TT_CHECK(r.ev_reason[0] != 0);
         rig_down(&r);
@@ -547,7 +542,7 @@ static void test_reconnect_into_garbage(void) {
     o.backoff_max_ms = 40;
     TT_REQUIRE(rig_up(&r, s, NSTEPS(s), &o));
     tt_future *f = tt_client_connect(r.c);
-    TT_CHECK_EQ_INT(tt_future_wait(f, WAIT_MS), TT_OK);
+    TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_OK);
     tt_future_free(f);
     /* Publishes queued meanwhile stay pending until the client goes. */
     tt_future *pf = tt_client_pub(r.c, "a/b", "x", 1, TT_QOS1, false);
@@ -558,7 +553,7 @@ static void test_reconnect_into_garbage(void) {
     pthread_mutex_unlock(&r.lock);
     TT_CHECK_EQ_INT(first, TT_EPROTO);
     rig_down(&r);
-    TT_CHECK_EQ_INT(tt_future_wait(pf, WAIT_MS), TT_ECLOSED);
+    TT_CHECK_EQ_INT(tt_future_wait(pf, TT_WAIT_MS), TT_ECLOSED);
     tt_future_free(pf);
     rt_down();
 }
@@ -624,7 +619,7 @@ static void test_qos2_receive_rules(void) {
         o.on_message_arg = &in;
         TT_REQUIRE(rig_up(&r, s, NSTEPS(s), &o));
         tt_future *f = tt_client_connect(r.c);
-        TT_CHECK_EQ_INT(tt_future_wait(f, WAIT_MS), TT_OK);
+        TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_OK);
         tt_future_free(f);
         /* "b" comes last: once it is in, everything before it was handled. */
         bool got_b = false;

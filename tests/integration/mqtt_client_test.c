@@ -9,8 +9,8 @@
 #include "broker.h"
 #include "tt_scale.h"
 #include "tt_test.h"
+#include "tt_wait.h"
 
-#define WAIT_MS 10000
 
 static tt_runtime *g_rt;
 
@@ -28,17 +28,6 @@ static tt_client *make(const tt_broker *b, tt_client_opts *o) {
     tt_err rc = tt_client_new(g_rt, o, &c);
     if (rc != TT_OK) fprintf(stderr, "tt_client_new: %s\n", tt_strerror(rc));
     return c;
-}
-
-static tt_err wait_free(tt_future *f) {
-    tt_err rc = tt_future_wait(f, WAIT_MS);
-    if (rc != TT_OK) {
-        const char *why;
-        tt_future_detail(f, &why);
-        fprintf(stderr, "  future failed: %s (%s)\n", tt_err_name(rc), why);
-    }
-    tt_future_free(f);
-    return rc;
 }
 
 /* Collects messages. */
@@ -80,12 +69,7 @@ static void on_msg(tt_client *c, const tt_msg *m, void *arg) {
     pthread_mutex_unlock(&in->lock);
 }
 
-static int inbox_count(inbox *in) {
-    pthread_mutex_lock(&in->lock);
-    int n = in->count;
-    pthread_mutex_unlock(&in->lock);
-    return n;
-}
+static int inbox_count(inbox *in) { return tt_locked_int(&in->lock, &in->count); }
 
 static bool wait_count(inbox *in, int n, int ms) {
     for (int i = 0; i < ms / 5; i++) {
@@ -106,12 +90,12 @@ static void test_pubsub_qos012(void) {
         tt_client *c = make(&b, &o);
         TT_REQUIRE(c);
         tt_future *f = tt_client_connect(c);
-        TT_CHECK_EQ_INT(tt_future_wait(f, WAIT_MS), TT_OK);
+        TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_OK);
         TT_CHECK_EQ_INT(tt_future_get_i64(f), 0);          /* clean: no session present */
         tt_future_free(f);
         tt_sub s = { .filter = "t/+/x", .qos = TT_QOS2, .handler = on_msg, .arg = &in };
         f = tt_client_subscribe(c, &s, 1, NULL);
-        TT_CHECK_EQ_INT(tt_future_wait(f, WAIT_MS), TT_OK);
+        TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_OK);
         const uint8_t *codes;
         size_t n;
         TT_CHECK_EQ_INT(tt_future_get_suback(f, &codes, &n), TT_OK);
@@ -121,24 +105,24 @@ static void test_pubsub_qos012(void) {
         for (int q = 0; q <= 2; q++) {
             char pl[32];
             snprintf(pl, sizeof pl, "hello %d", q);
-            TT_CHECK_EQ_INT(wait_free(tt_client_pub(c, "t/a/x", pl, strlen(pl), (tt_qos)q, false)), TT_OK);
+            TT_CHECK_EQ_INT(tt_wait_free(tt_client_pub(c, "t/a/x", pl, strlen(pl), (tt_qos)q, false)), TT_OK);
         }
-        TT_CHECK(wait_count(&in, 3, WAIT_MS));
+        TT_CHECK(wait_count(&in, 3, TT_WAIT_MS));
         TT_CHECK_EQ_INT(in.by_qos[0], 1);
         TT_CHECK_EQ_INT(in.by_qos[1], 1);
         TT_CHECK_EQ_INT(in.by_qos[2], 1);
         TT_CHECK_EQ_STR(in.last_topic, "t/a/x");
         /* Not matching the filter: not delivered. */
-        TT_CHECK_EQ_INT(wait_free(tt_client_pub(c, "t/a/y", "no", 2, TT_QOS1, false)), TT_OK);
+        TT_CHECK_EQ_INT(tt_wait_free(tt_client_pub(c, "t/a/y", "no", 2, TT_QOS1, false)), TT_OK);
         f = tt_client_ping(c);
-        TT_CHECK_EQ_INT(tt_future_wait(f, WAIT_MS), TT_OK);
+        TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_OK);
         TT_CHECK(tt_future_get_i64(f) > 0);
         tt_future_free(f);
         TT_CHECK_EQ_INT(inbox_count(&in), 3);
         const char *filters[] = { "t/+/x" };
-        TT_CHECK_EQ_INT(wait_free(tt_client_unsubscribe(c, filters, 1, NULL)), TT_OK);
-        TT_CHECK_EQ_INT(wait_free(tt_client_pub(c, "t/a/x", "gone", 4, TT_QOS1, false)), TT_OK);
-        TT_CHECK_EQ_INT(wait_free(tt_client_disconnect(c)), TT_OK);
+        TT_CHECK_EQ_INT(tt_wait_free(tt_client_unsubscribe(c, filters, 1, NULL)), TT_OK);
+        TT_CHECK_EQ_INT(tt_wait_free(tt_client_pub(c, "t/a/x", "gone", 4, TT_QOS1, false)), TT_OK);
+        TT_CHECK_EQ_INT(tt_wait_free(tt_client_disconnect(c)), TT_OK);
         TT_CHECK_EQ_INT(inbox_count(&in), 3);
         tt_client_free(c);
     }
@@ -178,7 +162,7 @@ static int ev_get(events *e, int *field) {
 
 static tt_client *connected(const tt_broker *b, tt_client_opts *o) {
     tt_client *c = make(b, o);
-    if (c && wait_free(tt_client_connect(c)) != TT_OK) {
+    if (c && tt_wait_free(tt_client_connect(c)) != TT_OK) {
         tt_client_free(c);
         return NULL;
     }
@@ -187,7 +171,7 @@ static tt_client *connected(const tt_broker *b, tt_client_opts *o) {
 
 static tt_err subscribe1(tt_client *c, const char *filter, tt_qos q, inbox *in) {
     tt_sub s = { .filter = filter, .qos = q, .handler = on_msg, .arg = in };
-    return wait_free(tt_client_subscribe(c, &s, 1, NULL));
+    return tt_wait_free(tt_client_subscribe(c, &s, 1, NULL));
 }
 
 /* ---- Retained messages and wills ------------------------------------------------ */
@@ -199,13 +183,13 @@ static void test_retained_and_will(void) {
     tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
     tt_client *p = connected(&b, &o);
     TT_REQUIRE(p);
-    TT_CHECK_EQ_INT(wait_free(tt_client_pub(p, "r/state", "on", 2, TT_QOS1, true)), TT_OK);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_client_pub(p, "r/state", "on", 2, TT_QOS1, true)), TT_OK);
     inbox in = { .lock = PTHREAD_MUTEX_INITIALIZER };
     tt_client_opts so = TT_OPTS_INIT(tt_client_opts);
     tt_client *s = connected(&b, &so);
     TT_REQUIRE(s);
     TT_CHECK_EQ_INT(subscribe1(s, "r/#", TT_QOS1, &in), TT_OK);
-    TT_CHECK(wait_count(&in, 1, WAIT_MS));
+    TT_CHECK(wait_count(&in, 1, TT_WAIT_MS));
     TT_CHECK_EQ_STR(in.last_payload, "on");
     TT_CHECK(in.last_retained);
 
@@ -224,15 +208,15 @@ static void test_retained_and_will(void) {
         int before = inbox_count(&in);
         if (abrupt) {
             tt_client_free(wc);               /* closes without DISCONNECT */
-            TT_CHECK(wait_count(&in, before + 1, WAIT_MS));
+            TT_CHECK(wait_count(&in, before + 1, TT_WAIT_MS));
             TT_CHECK_EQ_STR(in.last_topic, "r/will");
             TT_CHECK_EQ_STR(in.last_payload, "gone");
         } else {
-            TT_CHECK_EQ_INT(wait_free(tt_client_disconnect(wc)), TT_OK);
+            TT_CHECK_EQ_INT(tt_wait_free(tt_client_disconnect(wc)), TT_OK);
             tt_client_free(wc);
             /* A round trip through the broker: anything sent before it has arrived. */
-            TT_CHECK_EQ_INT(wait_free(tt_client_pub(p, "r/sync", "s", 1, TT_QOS1, false)), TT_OK);
-            TT_CHECK(wait_count(&in, before + 1, WAIT_MS));
+            TT_CHECK_EQ_INT(tt_wait_free(tt_client_pub(p, "r/sync", "s", 1, TT_QOS1, false)), TT_OK);
+            TT_CHECK(wait_count(&in, before + 1, TT_WAIT_MS));
             TT_CHECK_EQ_STR(in.last_topic, "r/sync");
         }
     }
@@ -259,13 +243,13 @@ static void test_persistent_session(void) {
         tt_client *s = connected(&b, &o);
         TT_REQUIRE(s);
         TT_CHECK_EQ_INT(subscribe1(s, "p/x", TT_QOS1, &in), TT_OK);
-        TT_CHECK_EQ_INT(wait_free(tt_client_disconnect(s)), TT_OK);
+        TT_CHECK_EQ_INT(tt_wait_free(tt_client_disconnect(s)), TT_OK);
         tt_client_free(s);
         tt_client_opts po = TT_OPTS_INIT(tt_client_opts);
         tt_client *p = connected(&b, &po);
         TT_REQUIRE(p);
         for (int i = 0; i < 5; i++)
-            TT_CHECK_EQ_INT(wait_free(tt_client_pub(p, "p/x", "while away", 10, TT_QOS1, false)), TT_OK);
+            TT_CHECK_EQ_INT(tt_wait_free(tt_client_pub(p, "p/x", "while away", 10, TT_QOS1, false)), TT_OK);
         tt_client_free(p);
         /* Back with the same id: the session is there, and so are the messages.
          * The handler comes from the catch-all: subscriptions of the old
@@ -275,10 +259,10 @@ static void test_persistent_session(void) {
         s = make(&b, &o);
         TT_REQUIRE(s);
         tt_future *f = tt_client_connect(s);
-        TT_CHECK_EQ_INT(tt_future_wait(f, WAIT_MS), TT_OK);
+        TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_OK);
         TT_CHECK_EQ_INT(tt_future_get_i64(f), 1);          /* session present */
         tt_future_free(f);
-        TT_CHECK(wait_count(&in, 5, WAIT_MS));
+        TT_CHECK(wait_count(&in, 5, TT_WAIT_MS));
         TT_CHECK_EQ_STR(in.last_payload, "while away");
         tt_client_free(s);
     }
@@ -412,7 +396,7 @@ static void test_specific_errors(void) {
         tt_client *c = make(&b, &o);
         TT_REQUIRE(c);
         tt_future *f = tt_client_connect(c);
-        TT_CHECK_EQ_INT(tt_future_wait(f, WAIT_MS), TT_EAUTH);
+        TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_EAUTH);
         const char *why;
         int detail = tt_future_detail(f, &why);
         TT_CHECK_MSG(v == 4 ? (detail == 4 || detail == 5) : (detail == 0x86 || detail == 0x87),
@@ -430,7 +414,7 @@ static void test_specific_errors(void) {
         char big[2000];
         memset(big, 'x', sizeof big);
         f = tt_client_pub(c, "big", big, sizeof big, TT_QOS1, false);
-        tt_err rc = tt_future_wait(f, WAIT_MS);
+        tt_err rc = tt_future_wait(f, TT_WAIT_MS);
         if (v == 5) {
             TT_CHECK_EQ_INT(rc, TT_EINVAL);              /* refused before sending */
             tt_future_detail(f, &why);
@@ -449,7 +433,7 @@ static void test_specific_errors(void) {
     o.no_reconnect = true;
     tt_client *c = make(&b, &o);
     TT_REQUIRE(c);
-    TT_CHECK_EQ_INT(wait_free(tt_client_connect(c)), TT_ECONNREFUSED);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_client_connect(c)), TT_ECONNREFUSED);
     tt_client_free(c);
     /* Bad arguments fail at once, through the future. */
     o.url = "mqtt://";
@@ -479,7 +463,7 @@ static void test_offline_queue_bound(void) {
         tt_future *f = NULL;
         for (int i = 0; i < 500; i++) {
             f = tt_client_ping(c);
-            if (tt_future_wait(f, WAIT_MS) == TT_ECLOSED) break;
+            if (tt_future_wait(f, TT_WAIT_MS) == TT_ECLOSED) break;
             tt_future_free(f);
             f = NULL;
             usleep(10000);
@@ -490,7 +474,7 @@ static void test_offline_queue_bound(void) {
         for (int i = 0; i < 200; i++) fs[i] = tt_client_pub(c, "q", pl, sizeof pl, TT_QOS1, false);
         /* ~107 bytes each: about 93 fit in 10000. */
         /* The last call has been handled once a later ping comes back. */
-        TT_CHECK_EQ_INT(wait_free(tt_client_ping(c)), TT_ECLOSED);
+        TT_CHECK_EQ_INT(tt_wait_free(tt_client_ping(c)), TT_ECLOSED);
         int eagain = 0, pending = 0;
         for (int i = 0; i < 200; i++) {
             tt_err rc = tt_future_result(fs[i]);
@@ -534,14 +518,14 @@ static void test_publish_then_disconnect(void) {
         TT_REQUIRE(c);
         tt_future *fs[40];
         for (int i = 0; i < 40; i++) fs[i] = tt_client_pub(c, "bye/now", "x", 1, TT_QOS0, false);
-        TT_CHECK_EQ_INT(wait_free(tt_client_disconnect(c)), TT_OK);
+        TT_CHECK_EQ_INT(tt_wait_free(tt_client_disconnect(c)), TT_OK);
         for (int i = 0; i < 40; i++) {
-            if (tt_future_wait(fs[i], WAIT_MS) == TT_OK) written++;
+            if (tt_future_wait(fs[i], TT_WAIT_MS) == TT_OK) written++;
             tt_future_free(fs[i]);
         }
         tt_client_free(c);
     }
-    TT_CHECK(wait_count(&in, written, WAIT_MS));
+    TT_CHECK(wait_count(&in, written, TT_WAIT_MS));
     usleep(100000);
     fprintf(stderr, "  %d of %d publishes reported written; %d received\n", written, rounds * 40,
             inbox_count(&in));
@@ -575,8 +559,8 @@ static void test_set_max_inflight(void) {
     o.max_inflight = 3;
     tt_client *c = connected(&b, &o);
     TT_REQUIRE(c);
-    TT_CHECK_EQ_INT(wait_free(tt_client_set_max_inflight(c, 0)), TT_EINVAL);
-    TT_CHECK_EQ_INT(wait_free(tt_client_set_max_inflight(c, 1)), TT_OK);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_client_set_max_inflight(c, 0)), TT_EINVAL);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_client_set_max_inflight(c, 1)), TT_OK);
     uint64_t base = pubs_out(c);
     TT_REQUIRE(tt_broker_pause(&b) == 0);
     tt_future *fs[10];
@@ -584,12 +568,12 @@ static void test_set_max_inflight(void) {
     TT_CHECK(wait_pubs_out(c, base + 1));
     usleep(100000);
     TT_CHECK_EQ_INT((int)(pubs_out(c) - base), 1);          /* window 1: one written */
-    TT_CHECK_EQ_INT(wait_free(tt_client_set_max_inflight(c, 6)), TT_OK);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_client_set_max_inflight(c, 6)), TT_OK);
     TT_CHECK(wait_pubs_out(c, base + 6));
     usleep(100000);
     TT_CHECK_EQ_INT((int)(pubs_out(c) - base), 6);          /* 6 now, not 10 */
     TT_REQUIRE(tt_broker_resume(&b) == 0);
-    for (int i = 0; i < 10; i++) TT_CHECK_EQ_INT(wait_free(fs[i]), TT_OK);
+    for (int i = 0; i < 10; i++) TT_CHECK_EQ_INT(tt_wait_free(fs[i]), TT_OK);
     TT_CHECK_EQ_INT((int)(pubs_out(c) - base), 10);
     tt_client_free(c);
     tt_broker_free(&b);
@@ -664,8 +648,8 @@ static void test_pull_props_and_self_free(void) {
     pm.correlation = "id-7";
     pm.correlation_len = 4;
     pm.response_topic = "pull/reply";
-    TT_CHECK_EQ_INT(wait_free(tt_client_publish(c, &pm, NULL)), TT_OK);
-    TT_CHECK_EQ_INT(tt_client_poll(c, WAIT_MS, &m), TT_OK);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_client_publish(c, &pm, NULL)), TT_OK);
+    TT_CHECK_EQ_INT(tt_client_poll(c, TT_WAIT_MS, &m), TT_OK);
     TT_REQUIRE(m);
     size_t l;
     TT_CHECK(!memcmp(tt_msg_payload(m, &l), "body", 4) && l == 4);
@@ -684,7 +668,7 @@ static void test_pull_props_and_self_free(void) {
     /* MQTT 5 fields on a 3.1.1 client are refused. */
     tt_client_opts o3 = TT_OPTS_INIT(tt_client_opts);
     tt_client *c3 = make(&b, &o3);
-    TT_CHECK_EQ_INT(wait_free(tt_client_publish(c3, &pm, NULL)), TT_EINVAL);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_client_publish(c3, &pm, NULL)), TT_EINVAL);
     tt_client_free(c3);
     tt_client_free(c);
 
@@ -696,7 +680,7 @@ static void test_pull_props_and_self_free(void) {
     c = connected(&b, &fo);
     TT_REQUIRE(c);
     tt_sub s = { .filter = "self", .qos = TT_QOS0 };
-    TT_CHECK_EQ_INT(wait_free(tt_client_subscribe(c, &s, 1, NULL)), TT_OK);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_client_subscribe(c, &s, 1, NULL)), TT_OK);
     tt_future_free(tt_client_pub(c, "self", "x", 1, TT_QOS0, false));
     for (int i = 0; i < 1000 && !atomic_load(&freed); i++) usleep(5000);
     TT_CHECK(atomic_load(&freed));
@@ -735,14 +719,14 @@ static void test_no_secrets_in_logs(void) {
         o.password = "wrong-SECRET-guess";
         tt_client *c = make(&b, &o);
         TT_REQUIRE(c);
-        TT_CHECK_EQ_INT(wait_free(tt_client_connect(c)), TT_EAUTH);
+        TT_CHECK_EQ_INT(tt_wait_free(tt_client_connect(c)), TT_EAUTH);
         tt_client_free(c);
         o.password = "pa55-SECRET-word";
         c = connected(&b, &o);
         TT_REQUIRE(c);
         TT_CHECK_EQ_INT(subscribe1(c, "s/#", TT_QOS1, &in), TT_OK);
-        TT_CHECK_EQ_INT(wait_free(tt_client_pub(c, "s/x", "PAYLOAD-SECRET", 14, TT_QOS1, false)), TT_OK);
-        TT_CHECK(wait_count(&in, 1, WAIT_MS));
+        TT_CHECK_EQ_INT(tt_wait_free(tt_client_pub(c, "s/x", "PAYLOAD-SECRET", 14, TT_QOS1, false)), TT_OK);
+        TT_CHECK(wait_count(&in, 1, TT_WAIT_MS));
         tt_client_free(c);
     }
     tt_log_set_handler(NULL, NULL, TT_LOG_OFF);
@@ -773,7 +757,7 @@ static void test_memory_bound_with_broker_gone(void) {
     TT_REQUIRE(tt_broker_stop(&b) == 0);
     for (int i = 0; i < 500; i++) {                             /* until the client noticed */
         tt_future *f = tt_client_ping(c);
-        tt_err rc = tt_future_wait(f, WAIT_MS);
+        tt_err rc = tt_future_wait(f, TT_WAIT_MS);
         tt_future_free(f);
         if (rc == TT_ECLOSED) break;
         usleep(10000);

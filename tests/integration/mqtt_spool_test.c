@@ -18,8 +18,8 @@
 #include "broker.h"
 #include "tt_scale.h"
 #include "tt_test.h"
+#include "tt_wait.h"
 
-#define WAIT_MS 10000
 
 static tt_runtime *g_rt;
 
@@ -32,12 +32,6 @@ static void rt_up(void) {
 static void rt_down(void) {
     tt_runtime_free(g_rt);
     g_rt = NULL;
-}
-
-static tt_err wait_free(tt_future *f) {
-    tt_err rc = tt_future_wait(f, WAIT_MS);
-    tt_future_free(f);
-    return rc;
 }
 
 /* A client on `port` keeping its queue in `file`; NULL and *rc on failure. */
@@ -82,17 +76,8 @@ static void on_msg(tt_client *c, const tt_msg *m, void *arg) {
     pthread_mutex_unlock(&s->lock);
 }
 
-static int distinct(seen *s) {
-    pthread_mutex_lock(&s->lock);
-    int d = s->distinct;
-    pthread_mutex_unlock(&s->lock);
-    return d;
-}
-
-static bool wait_distinct(seen *s, int n) {
-    for (int i = 0; i < WAIT_MS / 10 && distinct(s) < n; i++) usleep(10000);
-    return distinct(s) >= n;
-}
+static int distinct(seen *s) { return tt_locked_int(&s->lock, &s->distinct); }
+static bool wait_distinct(seen *s, int n) { return tt_wait_count(&s->lock, &s->distinct, n); }
 
 static tt_client *subscriber(const tt_broker *b, seen *s, int n) {
     memset(s, 0, sizeof *s);
@@ -106,9 +91,9 @@ static tt_client *subscriber(const tt_broker *b, seen *s, int n) {
     o.on_message = on_msg;
     o.on_message_arg = s;
     tt_client *c = NULL;
-    if (tt_client_new(g_rt, &o, &c) != TT_OK || wait_free(tt_client_connect(c)) != TT_OK) return NULL;
+    if (tt_client_new(g_rt, &o, &c) != TT_OK || tt_wait_free(tt_client_connect(c)) != TT_OK) return NULL;
     tt_sub sb = { .filter = "spool/#", .qos = TT_QOS1 };
-    if (wait_free(tt_client_subscribe(c, &sb, 1, NULL)) != TT_OK) return NULL;
+    if (tt_wait_free(tt_client_subscribe(c, &sb, 1, NULL)) != TT_OK) return NULL;
     return c;
 }
 
@@ -130,11 +115,11 @@ static void publish_n(tt_client *c, int from, int n, size_t extra) {
 }
 
 /* The client has handled every call made before this returns. */
-static void settle(tt_client *c) { (void)wait_free(tt_client_ping(c)); }
+static void settle(tt_client *c) { (void)tt_wait_free(tt_client_ping(c)); }
 
 /* Once the close future completes, the file is free for another client. */
 static void close_free(tt_client *c) {
-    (void)wait_free(tt_client_close(c));
+    (void)tt_wait_free(tt_client_close(c));
     tt_client_free(c);
 }
 
@@ -152,7 +137,7 @@ static void test_survives_the_client(void) {
     tt_err rc;
     tt_client *a = spooled(dead, file, TT_MQTT_311, &rc);
     TT_REQUIRE(a);
-    TT_CHECK(wait_free(tt_client_connect(a)) != TT_OK);   /* refused; it keeps trying */
+    TT_CHECK(tt_wait_free(tt_client_connect(a)) != TT_OK);   /* refused; it keeps trying */
     publish_n(a, 0, n, 20);
     settle(a);
     TT_CHECK(queued(a) > 0);
@@ -165,7 +150,7 @@ static void test_survives_the_client(void) {
     tt_client *c = spooled(b.port, file, TT_MQTT_311, &rc);
     TT_REQUIRE(c);
     TT_CHECK(queued(c) >= (size_t)n * 20);                 /* restored before any connect */
-    TT_CHECK_EQ_INT(wait_free(tt_client_connect(c)), TT_OK);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_client_connect(c)), TT_OK);
     TT_CHECK(wait_distinct(&s, n));
     /* A second client cannot take the file while this one has it. */
     tt_client *twice = spooled(b.port, file, TT_MQTT_311, &rc);
@@ -231,7 +216,7 @@ static void test_crash_and_torn_tail(void) {
     TT_REQUIRE(c);
     struct stat after;
     TT_CHECK(stat(file, &after) == 0 && after.st_size == before.st_size);   /* the torn tail is cut off */
-    TT_CHECK_EQ_INT(wait_free(tt_client_connect(c)), TT_OK);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_client_connect(c)), TT_OK);
     TT_CHECK(wait_distinct(&s, n));
     fprintf(stderr, "  %d of %d from the crashed process delivered (%d copies)\n", distinct(&s), n, s.copies);
     close_free(c);
@@ -277,7 +262,7 @@ static void test_file_stays_small(void) {
     tt_err rc;
     tt_client *c = spooled(b.port, file, TT_MQTT_5, &rc);
     TT_REQUIRE(c);
-    TT_REQUIRE(wait_free(tt_client_connect(c)) == TT_OK);
+    TT_REQUIRE(tt_wait_free(tt_client_connect(c)) == TT_OK);
     const int rounds = 40, per = 100;
     char pl[1000];
     memset(pl, '.', sizeof pl);
@@ -285,7 +270,7 @@ static void test_file_stays_small(void) {
     for (int r = 0; r < rounds; r++) {
         tt_future *fs[100];
         for (int i = 0; i < per; i++) fs[i] = tt_client_pub(c, "spool/big", pl, sizeof pl, TT_QOS1, false);
-        for (int i = 0; i < per; i++) ok += wait_free(fs[i]) == TT_OK;
+        for (int i = 0; i < per; i++) ok += tt_wait_free(fs[i]) == TT_OK;
     }
     TT_CHECK_EQ_INT(ok, rounds * per);
     settle(c);

@@ -12,8 +12,8 @@
 
 #include "broker.h"
 #include "tt_test.h"
+#include "tt_wait.h"
 
-#define WAIT_MS 10000
 
 static tt_runtime *g_rt;
 
@@ -23,24 +23,13 @@ static void rt_up(void) {
     if (tt_runtime_new(&g_rt, &o) != TT_OK) abort();
 }
 
-static tt_err wait_free(tt_future *f) {
-    tt_err rc = tt_future_wait(f, WAIT_MS);
-    if (rc != TT_OK) {
-        const char *why;
-        tt_future_detail(f, &why);
-        fprintf(stderr, "  future failed: %s (%s)\n", tt_err_name(rc), why);
-    }
-    tt_future_free(f);
-    return rc;
-}
-
 static tt_client *connected(const tt_broker *b, tt_client_opts *o) {
     char url[64];
     snprintf(url, sizeof url, "mqtt://127.0.0.1:%d", b->port);
     o->url = url;
     tt_client *c = NULL;
     if (tt_client_new(g_rt, o, &c) != TT_OK) return NULL;
-    if (wait_free(tt_client_connect(c)) != TT_OK) {
+    if (tt_wait_free(tt_client_connect(c)) != TT_OK) {
         tt_client_free(c);
         return NULL;
     }
@@ -83,17 +72,8 @@ static void on_msg(tt_client *c, const tt_msg *m, void *arg) {
     pthread_mutex_unlock(&s->lock);
 }
 
-static int seen_total(seen *s) {
-    pthread_mutex_lock(&s->lock);
-    int n = s->total;
-    pthread_mutex_unlock(&s->lock);
-    return n;
-}
-
-static bool wait_total(seen *s, int n) {
-    for (int i = 0; i < WAIT_MS / 5 && seen_total(s) < n; i++) usleep(5000);
-    return seen_total(s) >= n;
-}
+static int seen_total(seen *s) { return tt_locked_int(&s->lock, &s->total); }
+static bool wait_total(seen *s, int n) { return tt_wait_count(&s->lock, &s->total, n); }
 
 /* Publishes `rounds` messages to each of `ntopics` topics at QoS 1. */
 static bool publish_rounds(tt_client *c, int ntopics, int rounds) {
@@ -102,7 +82,7 @@ static bool publish_rounds(tt_client *c, int ntopics, int rounds) {
             char topic[160], payload[32];
             snprintf(topic, sizeof topic, "v5/a-rather-long-topic-name-that-an-alias-saves-bytes-on/%d", i);
             int n = snprintf(payload, sizeof payload, "for %d", i);
-            if (wait_free(tt_client_pub(c, topic, payload, (size_t)n + 1, TT_QOS1, false)) != TT_OK) return false;
+            if (tt_wait_free(tt_client_pub(c, topic, payload, (size_t)n + 1, TT_QOS1, false)) != TT_OK) return false;
         }
     }
     return true;
@@ -111,7 +91,7 @@ static bool publish_rounds(tt_client *c, int ntopics, int rounds) {
 /* Until the client has been accepted `n` times (reconnected after a restart). */
 static bool wait_connects(tt_client *c, uint64_t n) {
     tt_client_stats st;
-    for (int i = 0; i < WAIT_MS / 25; i++) {
+    for (int i = 0; i < TT_WAIT_MS / 25; i++) {
         tt_client_stats_get(c, &st);
         if (st.connects >= n) return true;
         usleep(25000);
@@ -131,7 +111,7 @@ static void test_outbound_topic_aliases(void) {
     tt_client *sub = connected(&b, &so);
     TT_REQUIRE(sub);
     tt_sub f = { .filter = "v5/#", .qos = TT_QOS1, .handler = on_msg, .arg = &s };
-    TT_REQUIRE(wait_free(tt_client_subscribe(sub, &f, 1, NULL)) == TT_OK);
+    TT_REQUIRE(tt_wait_free(tt_client_subscribe(sub, &f, 1, NULL)) == TT_OK);
 
     /* The same traffic with and without aliases. mosquitto allows 10 aliases
      * per connection: 5 topics all get one. */
@@ -224,21 +204,21 @@ static void test_subscription_identifiers(void) {
     tt_sub s9[2] = { { .filter = "v5/+/3", .qos = TT_QOS1, .handler = on_msg, .arg = &s, .sub_id = 9 },
                      { .filter = "v5/+/4", .qos = TT_QOS1, .handler = on_msg, .arg = &s, .sub_id = 9 } };
     tt_sub none = { .filter = "other/#", .qos = TT_QOS1, .handler = on_msg, .arg = &s };
-    TT_REQUIRE(wait_free(tt_client_subscribe(c, &s7, 1, NULL)) == TT_OK);
-    TT_REQUIRE(wait_free(tt_client_subscribe(c, s9, 2, NULL)) == TT_OK);
-    TT_REQUIRE(wait_free(tt_client_subscribe(c, &none, 1, NULL)) == TT_OK);
+    TT_REQUIRE(tt_wait_free(tt_client_subscribe(c, &s7, 1, NULL)) == TT_OK);
+    TT_REQUIRE(tt_wait_free(tt_client_subscribe(c, s9, 2, NULL)) == TT_OK);
+    TT_REQUIRE(tt_wait_free(tt_client_subscribe(c, &none, 1, NULL)) == TT_OK);
 
     /* Different identifiers in one call, an identifier out of range, or one
      * on 3.1.1 are refused before anything is sent. */
     tt_sub mixed[2] = { s7, s9[0] };
-    TT_CHECK_EQ_INT(wait_free(tt_client_subscribe(c, mixed, 2, NULL)), TT_EINVAL);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_client_subscribe(c, mixed, 2, NULL)), TT_EINVAL);
     tt_sub big = s7;
     big.sub_id = 268435456u;
-    TT_CHECK_EQ_INT(wait_free(tt_client_subscribe(c, &big, 1, NULL)), TT_EINVAL);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_client_subscribe(c, &big, 1, NULL)), TT_EINVAL);
     tt_client_opts o3 = TT_OPTS_INIT(tt_client_opts);
     tt_client *c3 = connected(&b, &o3);
     TT_REQUIRE(c3);
-    TT_CHECK_EQ_INT(wait_free(tt_client_subscribe(c3, &s7, 1, NULL)), TT_EINVAL);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_client_subscribe(c3, &s7, 1, NULL)), TT_EINVAL);
 
     tt_client_opts po = TT_OPTS_INIT(tt_client_opts);
     po.version = TT_MQTT_5;

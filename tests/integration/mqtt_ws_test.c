@@ -17,8 +17,8 @@
 #include "certs.h"
 #include "transport/ws.h"
 #include "tt_test.h"
+#include "tt_wait.h"
 
-#define WAIT_MS 10000
 #define BIG (1u << 20)
 #define MID (100u << 10)
 /* mosquitto 2.0.11 writes to WebSocket clients about 4 KiB per turn of its
@@ -39,19 +39,6 @@ static void rt_up(void) {
     if (tt_runtime_new(&g_rt, &o) != TT_OK) abort();
 }
 
-static tt_err wait_free_ms(tt_future *f, int32_t ms) {
-    tt_err rc = tt_future_wait(f, ms);
-    if (rc != TT_OK) {
-        const char *why;
-        tt_future_detail(f, &why);
-        fprintf(stderr, "  future failed: %s (%s)\n", tt_err_name(rc), why);
-    }
-    tt_future_free(f);
-    return rc;
-}
-
-static tt_err wait_free(tt_future *f) { return wait_free_ms(f, WAIT_MS); }
-
 static tt_client *make(const char *url, tt_mqtt_version v, const tt_tls_opts *tls) {
     tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
     o.url = url;
@@ -67,7 +54,7 @@ static tt_client *make(const char *url, tt_mqtt_version v, const tt_tls_opts *tl
 
 static tt_client *connected(const char *url, tt_mqtt_version v, const tt_tls_opts *tls) {
     tt_client *c = make(url, v, tls);
-    if (c && wait_free(tt_client_connect(c)) != TT_OK) {
+    if (c && tt_wait_free(tt_client_connect(c)) != TT_OK) {
         tt_client_free(c);
         return NULL;
     }
@@ -77,7 +64,7 @@ static tt_client *connected(const char *url, tt_mqtt_version v, const tt_tls_opt
 static void close_free(tt_client *c) {
     if (!c) return;
     tt_future *f = tt_client_close(c);
-    (void)tt_future_wait(f, WAIT_MS);
+    (void)tt_future_wait(f, TT_WAIT_MS);
     tt_future_free(f);
     tt_client_free(c);
 }
@@ -117,12 +104,7 @@ static void on_msg(tt_client *c, const tt_msg *m, void *arg) {
     pthread_mutex_unlock(&in->lock);
 }
 
-static int inbox_count(inbox *in) {
-    pthread_mutex_lock(&in->lock);
-    int n = in->count;
-    pthread_mutex_unlock(&in->lock);
-    return n;
-}
+static int inbox_count(inbox *in) { return tt_locked_int(&in->lock, &in->count); }
 
 static bool wait_count_ms(inbox *in, int n, int ms) {
     for (int i = 0; i < ms / 5 && inbox_count(in) < n; i++) usleep(5000);
@@ -130,13 +112,13 @@ static bool wait_count_ms(inbox *in, int n, int ms) {
 }
 
 static bool wait_count(inbox *in, int n) {
-    for (int i = 0; i < WAIT_MS / 5 && inbox_count(in) < n; i++) usleep(5000);
+    for (int i = 0; i < TT_WAIT_MS / 5 && inbox_count(in) < n; i++) usleep(5000);
     return inbox_count(in) >= n;
 }
 
 static tt_err subscribe1(tt_client *c, const char *filter, tt_qos q, inbox *in) {
     tt_sub s = { .filter = filter, .qos = q, .handler = on_msg, .arg = in };
-    return wait_free(tt_client_subscribe(c, &s, 1, NULL));
+    return tt_wait_free(tt_client_subscribe(c, &s, 1, NULL));
 }
 
 static uint8_t *big_payload(void) {
@@ -164,7 +146,7 @@ static void test_ws_pubsub_qos012(void) {
         for (int q = 0; q <= 2; q++) {
             char pl[32];
             snprintf(pl, sizeof pl, "hello %d", q);
-            TT_CHECK_EQ_INT(wait_free(tt_client_pub(c, "ws/a/x", pl, strlen(pl), (tt_qos)q, false)),
+            TT_CHECK_EQ_INT(tt_wait_free(tt_client_pub(c, "ws/a/x", pl, strlen(pl), (tt_qos)q, false)),
                             TT_OK);
         }
         TT_CHECK(wait_count(&in, 3));
@@ -173,14 +155,14 @@ static void test_ws_pubsub_qos012(void) {
         TT_CHECK_EQ_INT(in.by_qos[2], 1);
         TT_CHECK_EQ_STR(in.last_payload, "hello 2");
         tt_future *f = tt_client_ping(c);
-        TT_CHECK_EQ_INT(tt_future_wait(f, WAIT_MS), TT_OK);
+        TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_OK);
         tt_future_free(f);
         /* A burst: many packets leave in few frames. */
         for (int i = 0; i < 500; i++) tt_future_free(tt_client_pub(c, "ws/b/x", "burst", 5, TT_QOS0, false));
-        TT_CHECK_EQ_INT(wait_free(tt_client_pub(c, "ws/b/x", "last", 4, TT_QOS1, false)), TT_OK);
+        TT_CHECK_EQ_INT(tt_wait_free(tt_client_pub(c, "ws/b/x", "last", 4, TT_QOS1, false)), TT_OK);
         TT_CHECK(wait_count(&in, 504));
         TT_CHECK_EQ_STR(in.last_payload, "last");
-        TT_CHECK_EQ_INT(wait_free(tt_client_disconnect(c)), TT_OK);
+        TT_CHECK_EQ_INT(tt_wait_free(tt_client_disconnect(c)), TT_OK);
         tt_client_free(c);
     }
     tt_broker_free(&b);
@@ -207,14 +189,14 @@ static void test_ws_big_and_plain_peer(void) {
         TT_CHECK_EQ_INT(subscribe1(w, "to/ws", TT_QOS1, &win), TT_OK);
         TT_CHECK_EQ_INT(subscribe1(t, "to/tcp", TT_QOS1, &tin), TT_OK);
         /* Plain -> WebSocket and back, small and 1 MiB, QoS 0/1/2. */
-        TT_CHECK_EQ_INT(wait_free(tt_client_pub(t, "to/ws", "from tcp", 8, TT_QOS2, false)), TT_OK);
-        TT_CHECK_EQ_INT(wait_free(tt_client_pub(w, "to/tcp", "from ws", 7, TT_QOS2, false)), TT_OK);
+        TT_CHECK_EQ_INT(tt_wait_free(tt_client_pub(t, "to/ws", "from tcp", 8, TT_QOS2, false)), TT_OK);
+        TT_CHECK_EQ_INT(tt_wait_free(tt_client_pub(w, "to/tcp", "from ws", 7, TT_QOS2, false)), TT_OK);
         TT_CHECK(wait_count(&win, 1));
         TT_CHECK(wait_count(&tin, 1));
         TT_CHECK_EQ_STR(win.last_payload, "from tcp");
         TT_CHECK_EQ_STR(tin.last_payload, "from ws");
-        TT_CHECK_EQ_INT(wait_free(tt_client_pub(t, "to/ws", big, MID, TT_QOS1, false)), TT_OK);
-        TT_CHECK_EQ_INT(wait_free(tt_client_pub(w, "to/tcp", big, BIG, TT_QOS0, false)), TT_OK);
+        TT_CHECK_EQ_INT(tt_wait_free(tt_client_pub(t, "to/ws", big, MID, TT_QOS1, false)), TT_OK);
+        TT_CHECK_EQ_INT(tt_wait_free(tt_client_pub(w, "to/tcp", big, BIG, TT_QOS0, false)), TT_OK);
         TT_CHECK(wait_count(&win, 2));
         TT_CHECK(wait_count(&tin, 2));
         TT_CHECK_EQ_INT(win.big_len, MID);
@@ -227,7 +209,7 @@ static void test_ws_big_and_plain_peer(void) {
             tt_future_free(tt_client_pub(w, "ws/self", "before", 6, TT_QOS1, false));
             tt_future_free(tt_client_pub(w, "ws/self", big, BIG, TT_QOS2, false));
             /* Its PUBACK may queue behind the 1 MiB going out to this same client. */
-            TT_CHECK_EQ_INT(wait_free_ms(tt_client_pub(w, "ws/self", "after", 5, TT_QOS1, false), SLOW_MS),
+            TT_CHECK_EQ_INT(tt_wait_free_ms(tt_client_pub(w, "ws/self", "after", 5, TT_QOS1, false), SLOW_MS),
                             TT_OK);
             TT_CHECK(wait_count_ms(&win, 5, SLOW_MS));
             TT_CHECK_EQ_STR(win.last_payload, "after");
@@ -393,7 +375,7 @@ static tt_err try_connect(const char *url, int *detail, char *why, size_t whylen
     tt_client *c = make(url, TT_MQTT_5, NULL);
     if (!c) return TT_EINTERNAL;
     tt_future *f = tt_client_connect(c);
-    tt_err rc = tt_future_wait(f, WAIT_MS);
+    tt_err rc = tt_future_wait(f, TT_WAIT_MS);
     const char *w = "";
     *detail = tt_future_detail(f, &w);
     snprintf(why, whylen, "%s", w ? w : "");
@@ -510,22 +492,22 @@ static void test_wss(void) {
         for (int q = 0; q <= 2; q++) {
             char pl[32];
             snprintf(pl, sizeof pl, "secret %d", q);
-            TT_CHECK_EQ_INT(wait_free(tt_client_pub(c, "in/a", pl, strlen(pl), (tt_qos)q, false)),
+            TT_CHECK_EQ_INT(tt_wait_free(tt_client_pub(c, "in/a", pl, strlen(pl), (tt_qos)q, false)),
                             TT_OK);
         }
         TT_CHECK(wait_count(&in, 3));
         TT_CHECK_EQ_STR(in.last_payload, "secret 2");
-        TT_CHECK_EQ_INT(wait_free(tt_client_pub(c, "out/big", big, BIG, TT_QOS1, false)), TT_OK);
+        TT_CHECK_EQ_INT(tt_wait_free(tt_client_pub(c, "out/big", big, BIG, TT_QOS1, false)), TT_OK);
         TT_CHECK(wait_count(&tin, 1));
         TT_CHECK_EQ_INT(tin.big_len, BIG);
         TT_CHECK(tin.big_ok);
-        TT_CHECK_EQ_INT(wait_free(tt_client_pub(t, "in/mid", big, MID, TT_QOS1, false)), TT_OK);
-        TT_CHECK_EQ_INT(wait_free(tt_client_pub(t, "in/tcp", "from tcp", 8, TT_QOS1, false)), TT_OK);
+        TT_CHECK_EQ_INT(tt_wait_free(tt_client_pub(t, "in/mid", big, MID, TT_QOS1, false)), TT_OK);
+        TT_CHECK_EQ_INT(tt_wait_free(tt_client_pub(t, "in/tcp", "from tcp", 8, TT_QOS1, false)), TT_OK);
         TT_CHECK(wait_count_ms(&in, 5, SLOW_MS));
         TT_CHECK_EQ_INT(in.big_len, MID);
         TT_CHECK(in.big_ok);
         TT_CHECK_EQ_STR(in.last_payload, "from tcp");
-        TT_CHECK_EQ_INT(wait_free(tt_client_disconnect(c)), TT_OK);
+        TT_CHECK_EQ_INT(tt_wait_free(tt_client_disconnect(c)), TT_OK);
         tt_client_free(c);
         close_free(t);
     }
@@ -536,7 +518,7 @@ static void test_wss(void) {
     tt_client *c = make(url, TT_MQTT_5, &wrong);
     TT_REQUIRE(c);
     tt_future *f = tt_client_connect(c);
-    TT_CHECK_EQ_INT(tt_future_wait(f, WAIT_MS), TT_ETLS);
+    TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_ETLS);
     tt_future_free(f);
     close_free(c);
     free(big);

@@ -15,8 +15,8 @@
 #include "tb_broker.h"
 #include "tb_emu.h"
 #include "tt_test.h"
+#include "tt_wait.h"
 
-#define WAIT_MS 10000
 #define TOKEN "A1_TEST_TOKEN"
 
 static tt_runtime *g_rt;
@@ -28,17 +28,6 @@ typedef struct fixture {
     tb_emu *emu;
     tt_tb_device *dev;
 } fixture;
-
-static tt_err wait_free(tt_future *f) {
-    tt_err rc = tt_future_wait(f, WAIT_MS);
-    if (rc != TT_OK) {
-        const char *why;
-        tt_future_detail(f, &why);
-        fprintf(stderr, "  future failed: %s (%s)\n", tt_err_name(rc), why);
-    }
-    tt_future_free(f);
-    return rc;
-}
 
 static void dev_opts(const fixture *fx, tt_tb_opts *o, const char *token) {
     *o = TT_OPTS_INIT(tt_tb_opts);
@@ -69,7 +58,7 @@ static bool setup(fixture *fx, bool connect) {
     tt_tb_opts o;
     dev_opts(fx, &o, TOKEN);
     if (tt_tb_device_new(g_rt, &o, &fx->dev) != TT_OK) return false;
-    return wait_free(tt_tb_device_connect(fx->dev)) == TT_OK;
+    return tt_wait_free(tt_tb_device_connect(fx->dev)) == TT_OK;
 }
 
 static void teardown(fixture *fx) {
@@ -88,7 +77,7 @@ static void test_refused_token(void) {
     tt_tb_device *d;
     TT_REQUIRE(tt_tb_device_new(g_rt, &o, &d) == TT_OK);
     tt_future *f = tt_tb_device_connect(d);
-    tt_err rc = tt_future_wait(f, WAIT_MS);
+    tt_err rc = tt_future_wait(f, TT_WAIT_MS);
     TT_CHECK_MSG(rc == TT_EAUTH || rc == TT_EREFUSED, "got %s", tt_err_name(rc));
     TT_CHECK(tt_future_detail(f, NULL) != 0);   /* the CONNACK code */
     tt_future_free(f);
@@ -108,18 +97,18 @@ static void test_basic_credentials(void) {
     o.username = TOKEN;
     o.password = TB_BROKER_TOKEN_PASSWORD;
     TT_REQUIRE(tt_tb_device_new(g_rt, &o, &fx.dev) == TT_OK);
-    TT_REQUIRE(wait_free(tt_tb_device_connect(fx.dev)) == TT_OK);
+    TT_REQUIRE(tt_wait_free(tt_tb_device_connect(fx.dev)) == TT_OK);
     TT_CHECK(tt_tb_device_connected(fx.dev));
     TT_CHECK_EQ_STR(tt_client_id(tt_tb_device_client(fx.dev)), "basic-client-1");
     json_t *t = json_pack("{s:i}", "basic", 1);
-    TT_CHECK_EQ_INT(wait_free(tt_tb_device_send_telemetry(fx.dev, t)), TT_OK);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_device_send_telemetry(fx.dev, t)), TT_OK);
     json_decref(t);
-    TT_CHECK_EQ_INT(tb_emu_wait(fx.emu, "telemetry", NULL, 1, WAIT_MS), 0);
+    TT_CHECK_EQ_INT(tb_emu_wait(fx.emu, "telemetry", NULL, 1, TT_WAIT_MS), 0);
     /* a wrong password is refused */
     o.password = "nope";
     tt_tb_device *bad;
     TT_REQUIRE(tt_tb_device_new(g_rt, &o, &bad) == TT_OK);
-    tt_err rc = wait_free(tt_tb_device_connect(bad));
+    tt_err rc = tt_wait_free(tt_tb_device_connect(bad));
     TT_CHECK_MSG(rc == TT_EAUTH || rc == TT_EREFUSED, "got %s", tt_err_name(rc));
     tt_tb_device_free(bad);
     teardown(&fx);
@@ -131,13 +120,13 @@ static void test_telemetry(void) {
     fixture fx;
     TT_REQUIRE(setup(&fx, true));
     json_t *obj = json_pack("{s:f,s:s,s:{s:i}}", "temp", 21.5, "mode", "eco", "nested", "a", 1);
-    TT_CHECK_EQ_INT(wait_free(tt_tb_device_send_telemetry(fx.dev, obj)), TT_OK);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_device_send_telemetry(fx.dev, obj)), TT_OK);
     json_t *vals = json_pack("{s:i}", "hum", 40);
-    TT_CHECK_EQ_INT(wait_free(tt_tb_device_send_telemetry_ts(fx.dev, 1700000000000, vals)), TT_OK);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_device_send_telemetry_ts(fx.dev, 1700000000000, vals)), TT_OK);
     json_t *batch = json_pack("[{s:I,s:{s:i}},{s:I,s:{s:i}}]", "ts", (json_int_t)1700000001000, "values",
                               "n", 1, "ts", (json_int_t)1700000002000, "values", "n", 2);
-    TT_CHECK_EQ_INT(wait_free(tt_tb_device_send_telemetry(fx.dev, batch)), TT_OK);
-    TT_REQUIRE(tb_emu_wait(fx.emu, "telemetry", NULL, 4, WAIT_MS) == 0);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_device_send_telemetry(fx.dev, batch)), TT_OK);
+    TT_REQUIRE(tb_emu_wait(fx.emu, "telemetry", NULL, 4, TT_WAIT_MS) == 0);
     json_t *got = tb_emu_telemetry(fx.emu, NULL);
     TT_CHECK_EQ_INT(json_array_size(got), 4);
     TT_CHECK(json_equal(json_array_get(got, 0), obj));
@@ -148,8 +137,8 @@ static void test_telemetry(void) {
     json_decref(got);
     /* bad input fails at once */
     json_t *s = json_string("x");
-    TT_CHECK_EQ_INT(wait_free(tt_tb_device_send_telemetry(fx.dev, s)), TT_EINVAL);
-    TT_CHECK_EQ_INT(wait_free(tt_tb_device_send_telemetry(fx.dev, NULL)), TT_EINVAL);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_device_send_telemetry(fx.dev, s)), TT_EINVAL);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_device_send_telemetry(fx.dev, NULL)), TT_EINVAL);
     json_decref(s);
     json_decref(obj);
     json_decref(vals);
@@ -161,15 +150,15 @@ static void test_attributes_and_claim(void) {
     fixture fx;
     TT_REQUIRE(setup(&fx, true));
     json_t *a = json_pack("{s:s,s:b}", "firmware", "1.0", "online", 1);
-    TT_CHECK_EQ_INT(wait_free(tt_tb_device_send_attributes(fx.dev, a)), TT_OK);
-    TT_REQUIRE(tb_emu_wait(fx.emu, "attributes", NULL, 1, WAIT_MS) == 0);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_device_send_attributes(fx.dev, a)), TT_OK);
+    TT_REQUIRE(tb_emu_wait(fx.emu, "attributes", NULL, 1, TT_WAIT_MS) == 0);
     json_t *got = tb_emu_attributes(fx.emu, NULL);
     TT_CHECK(json_equal(json_array_get(got, 0), a));
     json_decref(got);
     json_decref(a);
-    TT_CHECK_EQ_INT(wait_free(tt_tb_device_claim(fx.dev, "s3cret", 60000)), TT_OK);
-    TT_CHECK_EQ_INT(wait_free(tt_tb_device_claim(fx.dev, NULL, 0)), TT_OK);
-    TT_REQUIRE(tb_emu_wait(fx.emu, "claims", NULL, 2, WAIT_MS) == 0);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_device_claim(fx.dev, "s3cret", 60000)), TT_OK);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_device_claim(fx.dev, NULL, 0)), TT_OK);
+    TT_REQUIRE(tb_emu_wait(fx.emu, "claims", NULL, 2, TT_WAIT_MS) == 0);
     got = tb_emu_claims(fx.emu, NULL);
     TT_CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(got, 0), "secretKey")), "s3cret");
     TT_CHECK_EQ_INT(json_integer_value(json_object_get(json_array_get(got, 0), "durationMs")), 60000);
@@ -189,7 +178,7 @@ static void test_request_attributes(void) {
     tb_emu_set_client_attrs(fx.emu, NULL, ca);
     tb_emu_set_shared_attrs(fx.emu, NULL, sa);
     tt_future *f = tt_tb_device_request_attributes(fx.dev, "c1,c2", "s2", NULL);
-    TT_REQUIRE(tt_future_wait(f, WAIT_MS) == TT_OK);
+    TT_REQUIRE(tt_future_wait(f, TT_WAIT_MS) == TT_OK);
     json_t *r = tt_future_get_ptr(f);
     TT_CHECK(json_equal(json_object_get(r, "client"), ca));
     TT_CHECK(json_real_value(json_object_get(json_object_get(r, "shared"), "s2")) == 2.5);
@@ -197,7 +186,7 @@ static void test_request_attributes(void) {
     tt_future_free(f);
     /* shared only */
     f = tt_tb_device_request_attributes(fx.dev, NULL, "s1", NULL);
-    TT_REQUIRE(tt_future_wait(f, WAIT_MS) == TT_OK);
+    TT_REQUIRE(tt_future_wait(f, TT_WAIT_MS) == TT_OK);
     TT_CHECK(json_is_true(json_object_get(json_object_get(tt_future_get_ptr(f), "shared"), "s1")));
     tt_future_free(f);
     /* several in flight at once, answered to the right caller */
@@ -205,13 +194,13 @@ static void test_request_attributes(void) {
     for (int i = 0; i < 20; i++)
         fs[i] = tt_tb_device_request_attributes(fx.dev, i % 2 ? "c1" : NULL, i % 2 ? NULL : "s1", NULL);
     for (int i = 0; i < 20; i++) {
-        TT_CHECK_EQ_INT(tt_future_wait(fs[i], WAIT_MS), TT_OK);
+        TT_CHECK_EQ_INT(tt_future_wait(fs[i], TT_WAIT_MS), TT_OK);
         json_t *x = tt_future_get_ptr(fs[i]);
         if (i % 2) TT_CHECK_EQ_INT(json_integer_value(json_object_get(json_object_get(x, "client"), "c1")), 1);
         else TT_CHECK(json_is_true(json_object_get(json_object_get(x, "shared"), "s1")));
         tt_future_free(fs[i]);
     }
-    TT_CHECK_EQ_INT(wait_free(tt_tb_device_request_attributes(fx.dev, NULL, NULL, NULL)), TT_EINVAL);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_device_request_attributes(fx.dev, NULL, NULL, NULL)), TT_EINVAL);
     json_decref(ca);
     json_decref(sa);
     teardown(&fx);
@@ -224,11 +213,11 @@ static void test_request_timeout(void) {
     tt_call_opts co = TT_OPTS_INIT(tt_call_opts);
     co.timeout_ms = 500;
     tt_future *f = tt_tb_device_request_attributes(fx.dev, "c1", NULL, &co);
-    TT_CHECK_EQ_INT(tt_future_wait(f, WAIT_MS), TT_ETIMEDOUT);
+    TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_ETIMEDOUT);
     TT_CHECK(tt_future_done(f));
     tt_future_free(f);
     f = tt_tb_device_rpc_call(fx.dev, "getTime", NULL, &co);
-    TT_CHECK_EQ_INT(tt_future_wait(f, WAIT_MS), TT_ETIMEDOUT);
+    TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_ETIMEDOUT);
     TT_CHECK(tt_future_done(f));
     tt_future_free(f);
     /* and the device still works afterwards */
@@ -237,7 +226,7 @@ static void test_request_timeout(void) {
     tb_emu_set_shared_attrs(fx.emu, NULL, sa);
     json_decref(sa);
     f = tt_tb_device_request_attributes(fx.dev, NULL, "s1", NULL);
-    TT_CHECK_EQ_INT(tt_future_wait(f, WAIT_MS), TT_OK);
+    TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_OK);
     tt_future_free(f);
     teardown(&fx);
 }
@@ -263,20 +252,8 @@ static void on_attr(tt_tb_device *d, const char *key, const json_t *value, void 
     pthread_mutex_unlock(&l->lock);
 }
 
-static int log_calls(attr_log *l) {
-    pthread_mutex_lock(&l->lock);
-    int n = l->calls;
-    pthread_mutex_unlock(&l->lock);
-    return n;
-}
-
-static bool wait_calls(attr_log *l, int n) {
-    for (int i = 0; i < WAIT_MS / 10; i++) {
-        if (log_calls(l) >= n) return true;
-        usleep(10000);
-    }
-    return false;
-}
+static int log_calls(attr_log *l) { return tt_locked_int(&l->lock, &l->calls); }
+static bool wait_calls(attr_log *l, int n) { return tt_wait_count(&l->lock, &l->calls, n); }
 
 static void test_subscriptions(void) {
     fixture fx;
@@ -313,16 +290,16 @@ static void test_subscriptions(void) {
     TT_REQUIRE(tb_emu_push_shared(fx.emu, NULL, u) == 0);
     json_decref(u);
     tt_future *f = tt_tb_device_request_attributes(fx.dev, NULL, "a", NULL);
-    TT_CHECK_EQ_INT(wait_free(f), TT_OK);
+    TT_CHECK_EQ_INT(tt_wait_free(f), TT_OK);
     TT_CHECK_EQ_INT(log_calls(&all), 4);
     /* our own client attributes are not echoed to us as updates */
     attr_log echo = { .lock = PTHREAD_MUTEX_INITIALIZER };
     TT_REQUIRE(tt_tb_device_subscribe_attribute(fx.dev, NULL, on_attr, &echo, NULL) == TT_OK);
     json_t *ca = json_pack("{s:i}", "mine", 1);
-    TT_CHECK_EQ_INT(wait_free(tt_tb_device_send_attributes(fx.dev, ca)), TT_OK);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_device_send_attributes(fx.dev, ca)), TT_OK);
     json_decref(ca);
-    TT_REQUIRE(tb_emu_wait(fx.emu, "attributes", NULL, 1, WAIT_MS) == 0);
-    TT_CHECK_EQ_INT(wait_free(tt_tb_device_request_attributes(fx.dev, NULL, "a", NULL)), TT_OK);
+    TT_REQUIRE(tb_emu_wait(fx.emu, "attributes", NULL, 1, TT_WAIT_MS) == 0);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_device_request_attributes(fx.dev, NULL, "a", NULL)), TT_OK);
     TT_CHECK_EQ_INT(log_calls(&echo), 0);
     teardown(&fx);
 }
@@ -357,25 +334,25 @@ static void test_server_rpc(void) {
     fixture fx;
     TT_REQUIRE(setup(&fx, true));
     /* without a handler the device answers an error rather than staying silent */
-    tt_future *f = tb_emu_rpc(fx.emu, NULL, "echo", g_empty, WAIT_MS);
-    TT_REQUIRE(tt_future_wait(f, WAIT_MS) == TT_OK);
+    tt_future *f = tb_emu_rpc(fx.emu, NULL, "echo", g_empty, TT_WAIT_MS);
+    TT_REQUIRE(tt_future_wait(f, TT_WAIT_MS) == TT_OK);
     TT_CHECK(json_object_get(tt_future_get_ptr(f), "error") != NULL);
     tt_future_free(f);
     rpc_srv s = { .lock = PTHREAD_MUTEX_INITIALIZER };
     TT_REQUIRE(tt_tb_device_on_rpc(fx.dev, on_rpc, &s) == TT_OK);
     json_t *p = json_pack("{s:i}", "x", 42);
-    f = tb_emu_rpc(fx.emu, NULL, "echo", p, WAIT_MS);
-    TT_REQUIRE(tt_future_wait(f, WAIT_MS) == TT_OK);
+    f = tb_emu_rpc(fx.emu, NULL, "echo", p, TT_WAIT_MS);
+    TT_REQUIRE(tt_future_wait(f, TT_WAIT_MS) == TT_OK);
     json_t *r = tt_future_get_ptr(f);
     TT_CHECK(json_equal(json_object_get(r, "params"), p));
     TT_CHECK_EQ_STR(json_string_value(json_object_get(r, "method")), "echo");
     tt_future_free(f);
     json_decref(p);
     /* answered later, from this thread */
-    f = tb_emu_rpc(fx.emu, NULL, "later", g_empty, WAIT_MS);
+    f = tb_emu_rpc(fx.emu, NULL, "later", g_empty, TT_WAIT_MS);
     bool have = false;
     int64_t id = -1;
-    for (int i = 0; i < WAIT_MS / 10 && !have; i++) {
+    for (int i = 0; i < TT_WAIT_MS / 10 && !have; i++) {
         pthread_mutex_lock(&s.lock);
         have = s.have_later;
         id = s.later_id;
@@ -385,9 +362,9 @@ static void test_server_rpc(void) {
     TT_REQUIRE(have);
     TT_CHECK(!tt_future_done(f));
     json_t *ans = json_pack("{s:s}", "done", "yes");
-    TT_CHECK_EQ_INT(wait_free(tt_tb_device_rpc_reply(fx.dev, id, ans)), TT_OK);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_device_rpc_reply(fx.dev, id, ans)), TT_OK);
     json_decref(ans);
-    TT_REQUIRE(tt_future_wait(f, WAIT_MS) == TT_OK);
+    TT_REQUIRE(tt_future_wait(f, TT_WAIT_MS) == TT_OK);
     TT_CHECK_EQ_STR(json_string_value(json_object_get(tt_future_get_ptr(f), "done")), "yes");
     tt_future_free(f);
     TT_CHECK_EQ_INT(s.calls, 2);
@@ -401,10 +378,10 @@ static void test_client_rpc(void) {
     tb_emu_set_rpc_result(fx.emu, "getTime", res);
     json_t *p = json_pack("{s:s}", "tz", "UTC");
     tt_future *f = tt_tb_device_rpc_call(fx.dev, "getTime", p, NULL);
-    TT_REQUIRE(tt_future_wait(f, WAIT_MS) == TT_OK);
+    TT_REQUIRE(tt_future_wait(f, TT_WAIT_MS) == TT_OK);
     TT_CHECK(json_equal(tt_future_get_ptr(f), res));
     tt_future_free(f);
-    TT_REQUIRE(tb_emu_wait(fx.emu, "client_rpcs", NULL, 1, WAIT_MS) == 0);
+    TT_REQUIRE(tb_emu_wait(fx.emu, "client_rpcs", NULL, 1, TT_WAIT_MS) == 0);
     json_t *reqs = tb_emu_client_rpcs(fx.emu);
     TT_CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(reqs, 0), "method")), "getTime");
     TT_CHECK(json_equal(json_object_get(json_array_get(reqs, 0), "params"), p));
@@ -412,8 +389,8 @@ static void test_client_rpc(void) {
     /* a method nobody answers times out at the per-call deadline */
     tt_call_opts co = TT_OPTS_INIT(tt_call_opts);
     co.timeout_ms = 400;
-    TT_CHECK_EQ_INT(wait_free(tt_tb_device_rpc_call(fx.dev, "noSuchMethod", NULL, &co)), TT_ETIMEDOUT);
-    TT_CHECK_EQ_INT(wait_free(tt_tb_device_rpc_call(fx.dev, "", NULL, NULL)), TT_EINVAL);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_device_rpc_call(fx.dev, "noSuchMethod", NULL, &co)), TT_ETIMEDOUT);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_device_rpc_call(fx.dev, "", NULL, NULL)), TT_EINVAL);
     json_decref(p);
     json_decref(res);
     teardown(&fx);
@@ -445,7 +422,7 @@ static void test_provision(void) {
     /* style 0: status / credentialsValue */
     tt_tb_provision_opts o = prov_opts(&fx, "k0", "s0");
     tt_future *f = tt_tb_provision(g_rt, &o);
-    TT_REQUIRE(tt_future_wait(f, WAIT_MS) == TT_OK);
+    TT_REQUIRE(tt_future_wait(f, TT_WAIT_MS) == TT_OK);
     const tt_tb_credentials *c = tt_future_get_ptr(f);
     TT_REQUIRE(c);
     TT_CHECK_EQ_INT(c->type, TT_TB_CRED_ACCESS_TOKEN);
@@ -454,7 +431,7 @@ static void test_provision(void) {
     /* style 1: provisionDeviceStatus / accessToken */
     o = prov_opts(&fx, "k1", "s1");
     f = tt_tb_provision(g_rt, &o);
-    TT_REQUIRE(tt_future_wait(f, WAIT_MS) == TT_OK);
+    TT_REQUIRE(tt_future_wait(f, TT_WAIT_MS) == TT_OK);
     c = tt_future_get_ptr(f);
     TT_CHECK_EQ_STR(c->token, "NEW_TOKEN_1");
     tt_future_free(f);
@@ -462,7 +439,7 @@ static void test_provision(void) {
     for (int style = 0; style < 2; style++) {
         o = prov_opts(&fx, style ? "kb1" : "kb0", style ? "sb1" : "sb0");
         f = tt_tb_provision(g_rt, &o);
-        TT_REQUIRE(tt_future_wait(f, WAIT_MS) == TT_OK);
+        TT_REQUIRE(tt_future_wait(f, TT_WAIT_MS) == TT_OK);
         c = tt_future_get_ptr(f);
         TT_CHECK_EQ_INT(c->type, TT_TB_CRED_MQTT_BASIC);
         TT_CHECK_EQ_STR(c->client_id, "cid");
@@ -475,10 +452,10 @@ static void test_provision(void) {
     o.type = TT_TB_CRED_ACCESS_TOKEN;
     o.token = "MY_OWN_TOKEN";
     f = tt_tb_provision(g_rt, &o);
-    TT_REQUIRE(tt_future_wait(f, WAIT_MS) == TT_OK);
+    TT_REQUIRE(tt_future_wait(f, TT_WAIT_MS) == TT_OK);
     TT_CHECK_EQ_STR(((const tt_tb_credentials *)tt_future_get_ptr(f))->token, "MY_OWN_TOKEN");
     tt_future_free(f);
-    TT_REQUIRE(tb_emu_wait(fx.emu, "provisions", NULL, 5, WAIT_MS) == 0);
+    TT_REQUIRE(tb_emu_wait(fx.emu, "provisions", NULL, 5, TT_WAIT_MS) == 0);
     json_t *reqs = tb_emu_provisions(fx.emu);
     json_t *last = json_array_get(reqs, 4);
     TT_CHECK_EQ_STR(json_string_value(json_object_get(last, "provisionDeviceKey")), "k0");
@@ -488,7 +465,7 @@ static void test_provision(void) {
     /* unknown key: NOT_FOUND with the server's message */
     o = prov_opts(&fx, "nokey", "nosecret");
     f = tt_tb_provision(g_rt, &o);
-    TT_CHECK_EQ_INT(tt_future_wait(f, WAIT_MS), TT_ENOTFOUND);
+    TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_ENOTFOUND);
     const char *why;
     tt_future_detail(f, &why);
     TT_CHECK_MSG(strstr(why, "not found") != NULL, "reason: %s", why);
@@ -497,11 +474,11 @@ static void test_provision(void) {
     tb_emu_set_silent(fx.emu, true);
     o = prov_opts(&fx, "k0", "s0");
     o.timeout_ms = 500;
-    TT_CHECK_EQ_INT(wait_free(tt_tb_provision(g_rt, &o)), TT_ETIMEDOUT);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_provision(g_rt, &o)), TT_ETIMEDOUT);
     tb_emu_set_silent(fx.emu, false);
     /* bad arguments */
     o = prov_opts(&fx, NULL, "s0");
-    TT_CHECK_EQ_INT(wait_free(tt_tb_provision(g_rt, &o)), TT_EINVAL);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_provision(g_rt, &o)), TT_EINVAL);
     json_decref(tok);
     json_decref(tok1);
     json_decref(basic);
@@ -536,7 +513,7 @@ static void test_firmware(void) {
         fo.current_version = "0.9";
         fo.chunk_size = 1000;
         tt_future *f = tt_tb_device_fw_update(fx.dev, &fo);
-        tt_err rc = tt_future_wait(f, WAIT_MS * 3);
+        tt_err rc = tt_future_wait(f, TT_WAIT_MS * 3);
         TT_CHECK_MSG(rc == TT_OK, "%s: %s", algos[a], tt_err_name(rc));
         if (rc == TT_OK) {
             TT_CHECK_EQ_INT(tt_future_get_i64(f), (long long)len);
@@ -549,7 +526,7 @@ static void test_firmware(void) {
         free(img);
     }
     /* the states, in order, for the first update */
-    TT_REQUIRE(tb_emu_wait(fx.emu, "fw_states", NULL, 21, WAIT_MS) == 0);
+    TT_REQUIRE(tb_emu_wait(fx.emu, "fw_states", NULL, 21, TT_WAIT_MS) == 0);
     json_t *st = tb_emu_fw_states(fx.emu);
     TT_CHECK_EQ_STR(json_string_value(json_array_get(st, 0)), "DOWNLOADING");
     TT_CHECK_EQ_STR(json_string_value(json_array_get(st, 1)), "DOWNLOADED");
@@ -563,8 +540,8 @@ static void test_firmware(void) {
     json_decref(reqs);
     TT_CHECK(tb_broker_saw_subscription(&fx.tb, "v2/fw/response/+/chunk/+"));
     /* the user reports the rest */
-    TT_CHECK_EQ_INT(wait_free(tt_tb_device_fw_report(fx.dev, TT_TB_FW_UPDATED, "fw-app", "1.6", NULL)), TT_OK);
-    TT_REQUIRE(tb_emu_wait(fx.emu, "fw_states", NULL, 22, WAIT_MS) == 0);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_device_fw_report(fx.dev, TT_TB_FW_UPDATED, "fw-app", "1.6", NULL)), TT_OK);
+    TT_REQUIRE(tb_emu_wait(fx.emu, "fw_states", NULL, 22, TT_WAIT_MS) == 0);
     st = tb_emu_fw_states(fx.emu);
     TT_CHECK_EQ_STR(json_string_value(json_array_get(st, 21)), "UPDATED");
     json_decref(st);
@@ -573,7 +550,7 @@ static void test_firmware(void) {
     fo.current_title = "fw-app";
     fo.current_version = "1.6";
     tt_future *f = tt_tb_device_fw_update(fx.dev, &fo);
-    TT_CHECK_EQ_INT(tt_future_wait(f, WAIT_MS), TT_OK);
+    TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_OK);
     TT_CHECK(tt_future_get_ptr(f) == NULL);
     tt_future_free(f);
     teardown(&fx);
@@ -583,17 +560,17 @@ static void test_firmware_errors(void) {
     fixture fx;
     TT_REQUIRE(setup(&fx, true));
     /* nothing assigned */
-    TT_CHECK_EQ_INT(wait_free(tt_tb_device_fw_update(fx.dev, NULL)), TT_ENOTFOUND);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_device_fw_update(fx.dev, NULL)), TT_ENOTFOUND);
     /* a checksum that does not match: FAILED and TT_EPROTO */
     unsigned char *img = make_image(5000, 9);
     TT_REQUIRE(tb_emu_set_firmware(fx.emu, "fw-app", "2.0", img, 5000, "SHA256", true, false) == 0);
     tt_future *f = tt_tb_device_fw_update(fx.dev, NULL);
-    TT_CHECK_EQ_INT(tt_future_wait(f, WAIT_MS * 2), TT_EPROTO);
+    TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS * 2), TT_EPROTO);
     const char *why;
     tt_future_detail(f, &why);
     TT_CHECK_MSG(strstr(why, "checksum") != NULL, "reason: %s", why);
     tt_future_free(f);
-    TT_REQUIRE(tb_emu_wait(fx.emu, "fw_states", NULL, 3, WAIT_MS) == 0);
+    TT_REQUIRE(tb_emu_wait(fx.emu, "fw_states", NULL, 3, TT_WAIT_MS) == 0);
     json_t *st = tb_emu_fw_states(fx.emu);
     TT_CHECK_EQ_STR(json_string_value(json_array_get(st, 0)), "DOWNLOADING");
     TT_CHECK_EQ_STR(json_string_value(json_array_get(st, json_array_size(st) - 1)), "FAILED");
@@ -605,17 +582,17 @@ static void test_firmware_errors(void) {
     dev_opts(&fx, &o, TOKEN);
     o.request_timeout_ms = 600;
     TT_REQUIRE(tt_tb_device_new(g_rt, &o, &fx.dev) == TT_OK);
-    TT_REQUIRE(wait_free(tt_tb_device_connect(fx.dev)) == TT_OK);
+    TT_REQUIRE(tt_wait_free(tt_tb_device_connect(fx.dev)) == TT_OK);
     tt_future *busy;
     f = tt_tb_device_fw_update(fx.dev, NULL);
     busy = tt_tb_device_fw_update(fx.dev, NULL);
-    TT_CHECK_EQ_INT(tt_future_wait(busy, WAIT_MS), TT_EBUSY);
+    TT_CHECK_EQ_INT(tt_future_wait(busy, TT_WAIT_MS), TT_EBUSY);
     tt_future_free(busy);
-    TT_CHECK_EQ_INT(tt_future_wait(f, WAIT_MS), TT_OK);   /* the emulator answers this one */
+    TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_OK);   /* the emulator answers this one */
     tt_future_free(f);
     /* silent: the attribute request times out; then chunks alone (whole image, size 0) */
     tb_emu_set_silent(fx.emu, true);
-    TT_CHECK_EQ_INT(wait_free(tt_tb_device_fw_update(fx.dev, NULL)), TT_ETIMEDOUT);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_device_fw_update(fx.dev, NULL)), TT_ETIMEDOUT);
     tb_emu_set_silent(fx.emu, false);
     free(img);
     teardown(&fx);
@@ -645,7 +622,7 @@ static void test_session_limits(void) {
     TT_REQUIRE(setup(&fx, true));
     /* the default answer applies */
     tt_future *f = tt_tb_device_apply_session_limits(fx.dev, NULL);
-    TT_REQUIRE(tt_future_wait(f, WAIT_MS) == TT_OK);
+    TT_REQUIRE(tt_future_wait(f, TT_WAIT_MS) == TT_OK);
     TT_CHECK(json_integer_value(json_object_get(tt_future_get_ptr(f), "maxPayloadSize")) > 0);
     tt_future_free(f);
     /* small limits: 1024-byte payloads, 10 messages a second */
@@ -654,7 +631,7 @@ static void test_session_limits(void) {
                             "telemetryDataPoints", "1000:1");
     tb_emu_set_session_limits(fx.emu, lim);
     f = tt_tb_device_apply_session_limits(fx.dev, NULL);
-    TT_REQUIRE(tt_future_wait(f, WAIT_MS) == TT_OK);
+    TT_REQUIRE(tt_future_wait(f, TT_WAIT_MS) == TT_OK);
     TT_CHECK(json_equal(tt_future_get_ptr(f), lim));
     tt_future_free(f);
     json_decref(lim);
@@ -674,10 +651,10 @@ static void test_session_limits(void) {
     co.password = TB_BROKER_SERVER_PASSWORD;
     tt_client *w;
     TT_REQUIRE(tt_client_new(g_rt, &co, &w) == TT_OK);
-    TT_REQUIRE(wait_free(tt_client_connect(w)) == TT_OK);
+    TT_REQUIRE(tt_wait_free(tt_client_connect(w)) == TT_OK);
     sizes sz = { .lock = PTHREAD_MUTEX_INITIALIZER };
     tt_sub s = { .filter = "v1/devices/me/telemetry", .qos = TT_QOS1, .handler = on_size, .arg = &sz };
-    TT_REQUIRE(wait_free(tt_client_subscribe(w, &s, 1, NULL)) == TT_OK);
+    TT_REQUIRE(tt_wait_free(tt_client_subscribe(w, &s, 1, NULL)) == TT_OK);
     /* 200 entries (~50 bytes each): about 10 messages, none above 1024 bytes */
     json_t *batch = json_array();
     for (int i = 0; i < 200; i++)
@@ -692,11 +669,11 @@ static void test_session_limits(void) {
         more[i] = tt_tb_device_send_telemetry(fx.dev, one);
         json_decref(one);
     }
-    TT_CHECK_EQ_INT(tt_future_wait(f, WAIT_MS * 2), TT_OK);
+    TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS * 2), TT_OK);
     tt_future_free(f);
-    for (int i = 0; i < 20; i++) TT_CHECK_EQ_INT(wait_free(more[i]), TT_OK);
+    for (int i = 0; i < 20; i++) TT_CHECK_EQ_INT(tt_wait_free(more[i]), TT_OK);
     double dt = tt_test_now_() - t0;
-    TT_REQUIRE(tb_emu_wait(fx.emu, "telemetry", NULL, 220, WAIT_MS) == 0);
+    TT_REQUIRE(tb_emu_wait(fx.emu, "telemetry", NULL, 220, TT_WAIT_MS) == 0);
     json_t *got = tb_emu_telemetry(fx.emu, NULL);
     TT_CHECK_EQ_INT(json_array_size(got), 220);
     for (int i = 0; i < 200; i++)
@@ -752,10 +729,10 @@ static void test_x509(void) {
     co.url = url;
     tt_client *w;
     TT_REQUIRE(tt_client_new(g_rt, &co, &w) == TT_OK);
-    TT_REQUIRE(wait_free(tt_client_connect(w)) == TT_OK);
+    TT_REQUIRE(tt_wait_free(tt_client_connect(w)) == TT_OK);
     one_msg got = { .lock = PTHREAD_MUTEX_INITIALIZER };
     tt_sub s = { .filter = "v1/devices/me/telemetry", .qos = TT_QOS1, .handler = on_one, .arg = &got };
-    TT_REQUIRE(wait_free(tt_client_subscribe(w, &s, 1, NULL)) == TT_OK);
+    TT_REQUIRE(tt_wait_free(tt_client_subscribe(w, &s, 1, NULL)) == TT_OK);
     tt_tls_opts tls = TT_OPTS_INIT(tt_tls_opts);
     tls.ca_file = certs.ca;
     tls.cert_file = certs.client_cert;
@@ -766,10 +743,10 @@ static void test_x509(void) {
     o.tls = &tls;
     tt_tb_device *d;
     TT_REQUIRE(tt_tb_device_new(g_rt, &o, &d) == TT_OK);
-    TT_CHECK_EQ_INT(wait_free(tt_tb_device_connect(d)), TT_OK);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_device_connect(d)), TT_OK);
     json_t *t = json_pack("{s:s}", "auth", "x509");
-    TT_CHECK_EQ_INT(wait_free(tt_tb_device_send_telemetry(d, t)), TT_OK);
-    for (int i = 0; i < WAIT_MS / 10; i++) {
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_device_send_telemetry(d, t)), TT_OK);
+    for (int i = 0; i < TT_WAIT_MS / 10; i++) {
         pthread_mutex_lock(&got.lock);
         int n = got.n;
         pthread_mutex_unlock(&got.lock);
@@ -785,7 +762,7 @@ static void test_x509(void) {
     nr.no_reconnect = true;
     o.mqtt = &nr;
     TT_REQUIRE(tt_tb_device_new(g_rt, &o, &d) == TT_OK);
-    TT_CHECK(wait_free(tt_tb_device_connect(d)) != TT_OK);
+    TT_CHECK(tt_wait_free(tt_tb_device_connect(d)) != TT_OK);
     tt_tb_device_free(d);
     json_decref(t);
     tt_client_free(w);
@@ -825,7 +802,7 @@ static void test_mqtt_options(void) {
     o.qos0 = true;                    /* the MicroPython SDK's telemetry QoS */
     TT_REQUIRE(tt_tb_device_new(g_rt, &o, &fx.dev) == TT_OK);
     TT_CHECK(!tt_tb_device_connected(fx.dev));
-    TT_REQUIRE(wait_free(tt_tb_device_connect(fx.dev)) == TT_OK);
+    TT_REQUIRE(tt_wait_free(tt_tb_device_connect(fx.dev)) == TT_OK);
     TT_CHECK(tt_tb_device_connected(fx.dev));
     tt_future *fs[20];
     for (int i = 0; i < 20; i++) {
@@ -833,19 +810,19 @@ static void test_mqtt_options(void) {
         fs[i] = tt_tb_device_send_telemetry(fx.dev, t);
         json_decref(t);
     }
-    for (int i = 0; i < 20; i++) TT_CHECK_EQ_INT(wait_free(fs[i]), TT_OK);
-    TT_REQUIRE(tb_emu_wait(fx.emu, "telemetry", NULL, 20, WAIT_MS) == 0);
+    for (int i = 0; i < 20; i++) TT_CHECK_EQ_INT(tt_wait_free(fs[i]), TT_OK);
+    TT_REQUIRE(tb_emu_wait(fx.emu, "telemetry", NULL, 20, TT_WAIT_MS) == 0);
     json_t *got = tb_emu_telemetry(fx.emu, NULL);
     for (int i = 0; i < 20; i++)
         TT_CHECK_EQ_INT(json_integer_value(json_object_get(json_array_get(got, (size_t)i), "q0")), i);
     json_decref(got);
     TT_CHECK_EQ_INT(atomic_load(&ev.up), 1);
-    TT_CHECK_EQ_INT(wait_free(tt_tb_device_disconnect(fx.dev)), TT_OK);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_device_disconnect(fx.dev)), TT_OK);
     TT_CHECK(!tt_tb_device_connected(fx.dev));
-    for (int i = 0; i < WAIT_MS / 10 && !atomic_load(&ev.down); i++) usleep(10000);
+    for (int i = 0; i < TT_WAIT_MS / 10 && !atomic_load(&ev.down); i++) usleep(10000);
     TT_CHECK_EQ_INT(atomic_load(&ev.down), 1);
     /* and back */
-    TT_REQUIRE(wait_free(tt_tb_device_connect(fx.dev)) == TT_OK);
+    TT_REQUIRE(tt_wait_free(tt_tb_device_connect(fx.dev)) == TT_OK);
     TT_CHECK(tt_tb_device_connected(fx.dev));
     TT_CHECK_EQ_INT(atomic_load(&ev.up), 2);
     teardown(&fx);
@@ -880,14 +857,14 @@ static void test_firmware_push(void) {
     unsigned char *img = make_image(4321, 77);
     TT_REQUIRE(tb_emu_set_firmware(fx.emu, "pushed", "1", img, 4321, "SHA256", false, true) == 0);
     tt_future *f = NULL;
-    for (int i = 0; i < WAIT_MS / 10 && !f; i++) {
+    for (int i = 0; i < TT_WAIT_MS / 10 && !f; i++) {
         pthread_mutex_lock(&w.lock);
         f = w.f;
         pthread_mutex_unlock(&w.lock);
         if (!f) usleep(10000);
     }
     TT_REQUIRE(f);
-    TT_CHECK_EQ_INT(tt_future_wait(f, WAIT_MS * 2), TT_OK);
+    TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS * 2), TT_OK);
     TT_CHECK_EQ_INT(tt_future_get_i64(f), 4321);
     TT_CHECK(tt_future_get_ptr(f) && memcmp(tt_future_get_ptr(f), img, 4321) == 0);
     tt_future_free(f);
@@ -914,8 +891,8 @@ static void test_free_with_pending(void) {
     tt_future *g = tt_tb_device_rpc_call(fx.dev, "m", NULL, NULL);
     tt_tb_device_free(fx.dev);
     fx.dev = NULL;
-    TT_CHECK_EQ_INT(tt_future_wait(f, WAIT_MS), TT_ECLOSED);
-    TT_CHECK_EQ_INT(tt_future_wait(g, WAIT_MS), TT_ECLOSED);
+    TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_ECLOSED);
+    TT_CHECK_EQ_INT(tt_future_wait(g, TT_WAIT_MS), TT_ECLOSED);
     tt_future_free(f);
     tt_future_free(g);
     /* a device freed inside its own RPC handler */
@@ -923,12 +900,12 @@ static void test_free_with_pending(void) {
     dev_opts(&fx, &o, TOKEN);
     tt_tb_device *d;
     TT_REQUIRE(tt_tb_device_new(g_rt, &o, &d) == TT_OK);
-    TT_REQUIRE(wait_free(tt_tb_device_connect(d)) == TT_OK);
+    TT_REQUIRE(tt_wait_free(tt_tb_device_connect(d)) == TT_OK);
     atomic_int n = 0;
     tt_tb_device_on_rpc(d, free_in_handler, &n);
     tb_emu_set_silent(fx.emu, false);
     tt_future *r = tb_emu_rpc(fx.emu, NULL, "bye", g_empty, 1000);
-    TT_CHECK_EQ_INT(tt_future_wait(r, WAIT_MS), TT_ETIMEDOUT);
+    TT_CHECK_EQ_INT(tt_future_wait(r, TT_WAIT_MS), TT_ETIMEDOUT);
     tt_future_free(r);
     TT_CHECK_EQ_INT(atomic_load(&n), 1);
     teardown(&fx);

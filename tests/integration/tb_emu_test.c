@@ -16,8 +16,8 @@
 #include "tb_checksum.h"
 #include "tb_emu.h"
 #include "tt_test.h"
+#include "tt_wait.h"
 
-#define WAIT_MS 10000
 #define DEV_TOKEN "A1_TEST_TOKEN"
 #define DEV2_TOKEN "B2_OTHER_TOKEN"
 #define GW_TOKEN "GW_TEST_TOKEN"
@@ -108,7 +108,7 @@ static tt_err dev_open(dev *d, const char *user, const char *pass, tt_mqtt_versi
     o.on_message_arg = d;
     if (tt_client_new(g_rt, &o, &d->c) != TT_OK) return TT_EINTERNAL;
     tt_future *f = tt_client_connect(d->c);
-    tt_err rc = tt_future_wait(f, WAIT_MS);
+    tt_err rc = tt_future_wait(f, TT_WAIT_MS);
     if (detail) *detail = tt_future_detail(f, NULL);
     tt_future_free(f);
     return rc;
@@ -117,7 +117,7 @@ static tt_err dev_open(dev *d, const char *user, const char *pass, tt_mqtt_versi
 static void dev_close(dev *d) {
     if (d->c) {
         tt_future *f = tt_client_close(d->c);
-        (void)tt_future_wait(f, WAIT_MS);
+        (void)tt_future_wait(f, TT_WAIT_MS);
         tt_future_free(f);
         tt_client_free(d->c);
         d->c = NULL;
@@ -131,24 +131,13 @@ static void dev_close(dev *d) {
     pthread_mutex_destroy(&d->lock);
 }
 
-static tt_err wait_free(tt_future *f) {
-    tt_err rc = tt_future_wait(f, WAIT_MS);
-    if (rc != TT_OK) {
-        const char *why;
-        int detail = tt_future_detail(f, &why);
-        fprintf(stderr, "  future failed: %s (detail %d, %s)\n", tt_err_name(rc), detail, why);
-    }
-    tt_future_free(f);
-    return rc;
-}
-
 static tt_err dev_sub(dev *d, const char *filter) {
     tt_sub s = { .filter = filter, .qos = TT_QOS1, .handler = on_msg, .arg = d };
-    return wait_free(tt_client_subscribe(d->c, &s, 1, NULL));
+    return tt_wait_free(tt_client_subscribe(d->c, &s, 1, NULL));
 }
 
 static tt_err dev_pub(dev *d, const char *topic, const char *text) {
-    return wait_free(tt_client_pub(d->c, topic, text, strlen(text), TT_QOS1, false));
+    return tt_wait_free(tt_client_pub(d->c, topic, text, strlen(text), TT_QOS1, false));
 }
 
 static tt_err dev_pub_json(dev *d, const char *topic, json_t *v) {
@@ -166,11 +155,11 @@ static bool topic_match(const char *filter, const char *topic) {
 }
 
 /* The i-th message whose topic matches `filter` ("prefix*" allowed), waiting
- * for it up to WAIT_MS. The payload stays the device's; NULL on timeout. */
+ * for it up to TT_WAIT_MS. The payload stays the device's; NULL on timeout. */
 static const rx *dev_nth(dev *d, const char *filter, size_t nth) {
     struct timespec dl;
     clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += WAIT_MS / 1000;
+    dl.tv_sec += TT_WAIT_MS / 1000;
     const rx *found = NULL;
     pthread_mutex_lock(&d->lock);
     for (;;) {
@@ -321,8 +310,8 @@ static void test_telemetry_forms(void) {
                     TT_OK);
     TT_CHECK_EQ_INT(dev_pub(&d, "v1/devices/me/telemetry", "not json"), TT_OK);   /* ignored */
     TT_CHECK_EQ_INT(dev_pub(&d, "v1/devices/me/attributes", "{\"model\":\"X1\",\"fw\":\"1.0\"}"), TT_OK);
-    TT_CHECK_EQ_INT(tb_emu_wait(e, "telemetry", NULL, 6, WAIT_MS), 0);
-    TT_CHECK_EQ_INT(tb_emu_wait(e, "attributes", NULL, 1, WAIT_MS), 0);
+    TT_CHECK_EQ_INT(tb_emu_wait(e, "telemetry", NULL, 6, TT_WAIT_MS), 0);
+    TT_CHECK_EQ_INT(tb_emu_wait(e, "attributes", NULL, 1, TT_WAIT_MS), 0);
     json_t *t = tb_emu_telemetry(e, NULL);
     CHECK_JSON(t, "[{\"t\":21.5,\"obj\":{\"a\":1}},{\"ts\":1700000000000,\"values\":{\"t\":22}},"
                   "{\"t\":1},{\"t\":2},{\"ts\":1,\"values\":{\"t\":3}},{\"ts\":2,\"values\":{\"t\":4}}]");
@@ -352,7 +341,7 @@ static void test_attribute_request(void) {
     TT_REQUIRE(dev_up(&d, DEV_TOKEN, TT_MQTT_5));
     /* Client attributes published by the device join the server's state. */
     TT_CHECK_EQ_INT(dev_pub(&d, "v1/devices/me/attributes", "{\"hw\":\"rev2\"}"), TT_OK);
-    TT_CHECK_EQ_INT(tb_emu_wait(e, "attributes", NULL, 1, WAIT_MS), 0);
+    TT_CHECK_EQ_INT(tb_emu_wait(e, "attributes", NULL, 1, TT_WAIT_MS), 0);
 
     TT_CHECK_EQ_INT(dev_pub(&d, "v1/devices/me/attributes/request/1",
                             "{\"clientKeys\":\"serial,hw,nope\",\"sharedKeys\":\"interval, led\"}"),
@@ -389,7 +378,7 @@ static void test_server_rpc(void) {
     dev d;
     TT_REQUIRE(dev_up(&d, DEV_TOKEN, TT_MQTT_311));
     json_t *params = json_pack("{si}", "pin", 4);
-    tt_future *f = tb_emu_rpc(e, NULL, "setGpio", params, WAIT_MS);
+    tt_future *f = tb_emu_rpc(e, NULL, "setGpio", params, TT_WAIT_MS);
     json_decref(params);
     const rx *req = dev_nth(&d, "v1/devices/me/rpc/request/*", 0);
     TT_REQUIRE(req);
@@ -400,13 +389,13 @@ static void test_server_rpc(void) {
     char t[128];
     snprintf(t, sizeof t, "v1/devices/me/rpc/response/%s", id);
     TT_CHECK_EQ_INT(dev_pub(&d, t, "{\"pin\":4,\"value\":1}"), TT_OK);
-    TT_CHECK_EQ_INT(tt_future_wait(f, WAIT_MS), TT_OK);
+    TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_OK);
     CHECK_JSON(tt_future_get_ptr(f), "{\"pin\":4,\"value\":1}");
     tt_future_free(f);
 
     /* No reply: the future fails with TT_ETIMEDOUT; a late reply is recorded unmatched. */
     f = tb_emu_rpc(e, NULL, "reboot", NULL, 1500);
-    TT_CHECK_EQ_INT(tt_future_wait(f, WAIT_MS), TT_ETIMEDOUT);
+    TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_ETIMEDOUT);
     tt_future_free(f);
     const rx *req2 = dev_nth(&d, "v1/devices/me/rpc/request/*", 1);
     TT_REQUIRE(req2);
@@ -415,7 +404,7 @@ static void test_server_rpc(void) {
     json_decref(body);
     snprintf(t, sizeof t, "v1/devices/me/rpc/response/%s", req2->topic + strlen("v1/devices/me/rpc/request/"));
     TT_CHECK_EQ_INT(dev_pub(&d, t, "\"late\""), TT_OK);
-    TT_CHECK_EQ_INT(tb_emu_wait(e, "rpc_replies", NULL, 2, WAIT_MS), 0);
+    TT_CHECK_EQ_INT(tb_emu_wait(e, "rpc_replies", NULL, 2, TT_WAIT_MS), 0);
     json_t *rep = tb_emu_rpc_replies(e);
     TT_CHECK(json_is_true(json_object_get(json_array_get(rep, 0), "matched")));
     TT_CHECK(json_is_false(json_object_get(json_array_get(rep, 1), "matched")));
@@ -423,14 +412,14 @@ static void test_server_rpc(void) {
     json_decref(rep);
     /* A sub-device in device mode is a bad argument. */
     f = tb_emu_rpc(e, "Sub A", "x", NULL, 100);
-    TT_CHECK_EQ_INT(tt_future_wait(f, WAIT_MS), TT_EINVAL);
+    TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_EINVAL);
     tt_future_free(f);
     /* A request still waiting when the emulator goes fails with TT_ECLOSED. */
     f = tb_emu_rpc(e, NULL, "never", NULL, 60000);
     TT_CHECK(dev_nth(&d, "v1/devices/me/rpc/request/*", 2) != NULL);
     dev_close(&d);
     tb_emu_free(e);
-    TT_CHECK_EQ_INT(tt_future_wait(f, WAIT_MS), TT_ECLOSED);
+    TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_ECLOSED);
     tt_future_free(f);
     teardown();
 }
@@ -624,7 +613,7 @@ static bool coreutils_digest(const char *prog, const void *data, size_t len, cha
     bool ok = f && fwrite(data, 1, len, f) == len;
     if (f) fclose(f);
     char *argv[] = { exe, in, NULL };
-    ok = ok && tt_broker_run(argv, res, WAIT_MS) == 0;
+    ok = ok && tt_broker_run(argv, res, TT_WAIT_MS) == 0;
     f = ok ? fopen(res, "r") : NULL;
     ok = f && fscanf(f, "%128s", out) == 1 && strlen(out) < cap;
     if (f) fclose(f);
@@ -797,7 +786,7 @@ static void test_firmware(void) {
     TT_CHECK_EQ_INT(dev_pub(&d, "v1/devices/me/telemetry",
                             "{\"current_fw_title\":\"app\",\"current_fw_version\":\"3.0\",\"fw_state\":\"UPDATED\"}"),
                     TT_OK);
-    TT_CHECK_EQ_INT(tb_emu_wait(e, "fw_states", NULL, 4, WAIT_MS), 0);
+    TT_CHECK_EQ_INT(tb_emu_wait(e, "fw_states", NULL, 4, TT_WAIT_MS), 0);
     json_t *st = tb_emu_fw_states(e);
     CHECK_JSON(st, "[\"DOWNLOADING\",\"DOWNLOADED\",\"VERIFIED\",\"UPDATED\"]");
     json_decref(st);
@@ -827,12 +816,12 @@ static void test_gateway(void) {
     json_t *upd = json_pack("{si}", "rate", 5);
     TT_CHECK_EQ_INT(tb_emu_push_shared(e, "Sensor A", upd), -1);
     tt_future *f = tb_emu_rpc(e, "Sensor A", "ping", NULL, 1000);
-    TT_CHECK_EQ_INT(tt_future_wait(f, WAIT_MS), TT_ENOTFOUND);
+    TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_ENOTFOUND);
     tt_future_free(f);
 
     TT_CHECK_EQ_INT(dev_pub(&g, "v1/gateway/connect", "{\"device\":\"Sensor A\",\"type\":\"thermo\"}"), TT_OK);
     TT_CHECK_EQ_INT(dev_pub(&g, "v1/gateway/connect", "{\"device\":\"Sensor B\"}"), TT_OK);
-    TT_CHECK_EQ_INT(tb_emu_wait(e, "gateway_events", NULL, 2, WAIT_MS), 0);
+    TT_CHECK_EQ_INT(tb_emu_wait(e, "gateway_events", NULL, 2, TT_WAIT_MS), 0);
     TT_CHECK(tb_emu_connected(e, "Sensor A") && tb_emu_connected(e, "Sensor B"));
     TT_CHECK_EQ_INT(dev_pub(&g, "v1/gateway/telemetry",
                             "{\"Sensor A\":[{\"ts\":1,\"values\":{\"t\":20}},{\"ts\":2,\"values\":{\"t\":21}}],"
@@ -840,10 +829,10 @@ static void test_gateway(void) {
     TT_CHECK_EQ_INT(dev_pub(&g, "v1/gateway/attributes", "{\"Sensor A\":{\"model\":\"T1\"},\"Sensor C\":{\"x\":1}}"),
                     TT_OK);
     TT_CHECK_EQ_INT(dev_pub(&g, "v1/devices/me/telemetry", "{\"gw_load\":0.5}"), TT_OK);   /* its own */
-    TT_CHECK_EQ_INT(tb_emu_wait(e, "telemetry", "Sensor A", 2, WAIT_MS), 0);
-    TT_CHECK_EQ_INT(tb_emu_wait(e, "telemetry", "Sensor B", 1, WAIT_MS), 0);
-    TT_CHECK_EQ_INT(tb_emu_wait(e, "attributes", "Sensor C", 1, WAIT_MS), 0);
-    TT_CHECK_EQ_INT(tb_emu_wait(e, "telemetry", NULL, 1, WAIT_MS), 0);
+    TT_CHECK_EQ_INT(tb_emu_wait(e, "telemetry", "Sensor A", 2, TT_WAIT_MS), 0);
+    TT_CHECK_EQ_INT(tb_emu_wait(e, "telemetry", "Sensor B", 1, TT_WAIT_MS), 0);
+    TT_CHECK_EQ_INT(tb_emu_wait(e, "attributes", "Sensor C", 1, TT_WAIT_MS), 0);
+    TT_CHECK_EQ_INT(tb_emu_wait(e, "telemetry", NULL, 1, TT_WAIT_MS), 0);
     json_t *t = tb_emu_telemetry(e, "Sensor A");
     CHECK_JSON(t, "[{\"ts\":1,\"values\":{\"t\":20}},{\"ts\":2,\"values\":{\"t\":21}}]");
     json_decref(t);
@@ -905,7 +894,7 @@ static void test_gateway(void) {
 
     /* Server-side RPC through the gateway; replies share the topic with requests. */
     json_t *params = json_pack("{sb}", "on", true);
-    f = tb_emu_rpc(e, "Sensor B", "setRelay", params, WAIT_MS);
+    f = tb_emu_rpc(e, "Sensor B", "setRelay", params, TT_WAIT_MS);
     json_decref(params);
     json_t *req = dev_json(&g, "v1/gateway/rpc", 0);
     TT_CHECK_EQ_STR(json_string_value(json_object_get(req, "device")), "Sensor B");
@@ -918,29 +907,29 @@ static void test_gateway(void) {
     TT_CHECK_EQ_INT(dev_pub_json(&g, "v1/gateway/rpc",
                                  json_pack("{sssIs{sb}}", "device", "Sensor B", "id", id, "data", "on", true)),
                     TT_OK);
-    TT_CHECK_EQ_INT(tt_future_wait(f, WAIT_MS), TT_OK);
+    TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_OK);
     CHECK_JSON(tt_future_get_ptr(f), "{\"on\":true}");
     tt_future_free(f);
     /* The older reply form {"device","data":{"id","result"}}. */
-    f = tb_emu_rpc(e, "Sensor B", "getState", NULL, WAIT_MS);
+    f = tb_emu_rpc(e, "Sensor B", "getState", NULL, TT_WAIT_MS);
     req = dev_json(&g, "v1/gateway/rpc", 2);     /* [1] is the gateway's own reply, echoed */
     id = json_integer_value(json_object_get(json_object_get(req, "data"), "id"));
     json_decref(req);
     TT_CHECK_EQ_INT(dev_pub_json(&g, "v1/gateway/rpc",
                                  json_pack("{sss{sIss}}", "device", "Sensor B", "data", "id", id, "result", "idle")),
                     TT_OK);
-    TT_CHECK_EQ_INT(tt_future_wait(f, WAIT_MS), TT_OK);
+    TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_OK);
     CHECK_JSON(tt_future_get_ptr(f), "\"idle\"");
     tt_future_free(f);
     /* A request-shaped message on v1/gateway/rpc is not taken for a reply. */
     f = tb_emu_rpc(e, "Sensor B", "slow", NULL, 1500);
     TT_CHECK(dev_nth(&g, "v1/gateway/rpc", 4) != NULL);
     TT_CHECK_EQ_INT(dev_pub(&g, "v1/gateway/rpc", "{\"device\":\"Sensor B\",\"data\":{\"method\":\"slow\"}}"), TT_OK);
-    TT_CHECK_EQ_INT(tt_future_wait(f, WAIT_MS), TT_ETIMEDOUT);
+    TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_ETIMEDOUT);
     tt_future_free(f);
     /* Handled in order: once this telemetry is in, so was the message before it. */
     TT_CHECK_EQ_INT(dev_pub(&g, "v1/gateway/telemetry", "{\"Sensor B\":{\"mark\":1}}"), TT_OK);
-    TT_CHECK_EQ_INT(tb_emu_wait(e, "telemetry", "Sensor B", 2, WAIT_MS), 0);
+    TT_CHECK_EQ_INT(tb_emu_wait(e, "telemetry", "Sensor B", 2, TT_WAIT_MS), 0);
     json_t *rep = tb_emu_rpc_replies(e);
     TT_CHECK_EQ_INT(json_array_size(rep), 2);
     TT_CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(rep, 0), "device")), "Sensor B");
@@ -949,12 +938,12 @@ static void test_gateway(void) {
     /* Claims, disconnect, and the server's own disconnect notice. */
     TT_CHECK_EQ_INT(dev_pub(&g, "v1/gateway/claim", "{\"Sensor A\":{\"secretKey\":\"s1\",\"durationMs\":60000}}"),
                     TT_OK);
-    TT_CHECK_EQ_INT(tb_emu_wait(e, "claims", "Sensor A", 1, WAIT_MS), 0);
+    TT_CHECK_EQ_INT(tb_emu_wait(e, "claims", "Sensor A", 1, TT_WAIT_MS), 0);
     json_t *cl = tb_emu_claims(e, "Sensor A");
     CHECK_JSON(cl, "[{\"secretKey\":\"s1\",\"durationMs\":60000}]");
     json_decref(cl);
     TT_CHECK_EQ_INT(dev_pub(&g, "v1/gateway/disconnect", "{\"device\":\"Sensor B\"}"), TT_OK);
-    TT_CHECK_EQ_INT(tb_emu_wait(e, "gateway_events", NULL, 3, WAIT_MS), 0);
+    TT_CHECK_EQ_INT(tb_emu_wait(e, "gateway_events", NULL, 3, TT_WAIT_MS), 0);
     TT_CHECK(!tb_emu_connected(e, "Sensor B"));
     TT_CHECK_EQ_INT(tb_emu_kick_device(e, "Sensor A", 150), 0);
     r = dev_json(&g, "v1/gateway/disconnect", 1);      /* [0]: its own disconnect, echoed */
@@ -982,7 +971,7 @@ static void test_claims(void) {
     TT_CHECK_EQ_INT(dev_pub(&d, "v1/devices/me/claim", "{\"secretKey\":\"abc\",\"durationMs\":30000}"), TT_OK);
     TT_CHECK_EQ_INT(dev_pub(&d, "v1/devices/me/claim", "{}"), TT_OK);
     TT_CHECK_EQ_INT(dev_pub(&d, "v1/devices/me/claim", ""), TT_OK);
-    TT_CHECK_EQ_INT(tb_emu_wait(e, "claims", NULL, 3, WAIT_MS), 0);
+    TT_CHECK_EQ_INT(tb_emu_wait(e, "claims", NULL, 3, TT_WAIT_MS), 0);
     json_t *cl = tb_emu_claims(e, NULL);
     CHECK_JSON(cl, "[{\"secretKey\":\"abc\",\"durationMs\":30000},{},{}]");
     json_decref(cl);
@@ -1016,12 +1005,12 @@ static void test_silent(void) {
     TT_CHECK_EQ_INT(dev_pub(&p, "/provision/request", "{\"provisionDeviceKey\":\"k\",\"provisionDeviceSecret\":\"s\"}"),
                     TT_OK);
     /* Recorded all the same: once they are, the emulator has handled them. */
-    TT_CHECK_EQ_INT(tb_emu_wait(e, "client_rpcs", NULL, 1, WAIT_MS), 0);
-    TT_CHECK_EQ_INT(tb_emu_wait(e, "fw_requests", NULL, 1, WAIT_MS), 0);
-    TT_CHECK_EQ_INT(tb_emu_wait(e, "provisions", NULL, 1, WAIT_MS), 0);
+    TT_CHECK_EQ_INT(tb_emu_wait(e, "client_rpcs", NULL, 1, TT_WAIT_MS), 0);
+    TT_CHECK_EQ_INT(tb_emu_wait(e, "fw_requests", NULL, 1, TT_WAIT_MS), 0);
+    TT_CHECK_EQ_INT(tb_emu_wait(e, "provisions", NULL, 1, TT_WAIT_MS), 0);
     /* Telemetry is still taken in. */
     TT_CHECK_EQ_INT(dev_pub(&d, "v1/devices/me/telemetry", "{\"t\":1}"), TT_OK);
-    TT_CHECK_EQ_INT(tb_emu_wait(e, "telemetry", NULL, 1, WAIT_MS), 0);
+    TT_CHECK_EQ_INT(tb_emu_wait(e, "telemetry", NULL, 1, TT_WAIT_MS), 0);
 
     tb_emu_set_silent(e, false);
     TT_CHECK_EQ_INT(dev_pub(&d, "v1/devices/me/attributes/request/2", "{}"), TT_OK);
@@ -1081,7 +1070,7 @@ static void test_bad_input(void) {
             TT_CHECK_EQ_INT(dev_pub(&g, topics[t], payloads[p]), TT_OK);
     char bin[300];
     for (size_t i = 0; i < sizeof bin; i++) bin[i] = (char)(i * 7);
-    TT_CHECK_EQ_INT(wait_free(tt_client_pub(g.c, "v1/gateway/rpc", bin, sizeof bin, TT_QOS1, false)), TT_OK);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_client_pub(g.c, "v1/gateway/rpc", bin, sizeof bin, TT_QOS1, false)), TT_OK);
     /* Only well-formed chunk requests were answered. */
     json_t *fr = tb_emu_fw_requests(e);
     size_t i;
@@ -1139,7 +1128,7 @@ static void test_program(void) {
     pid_t pid = tt_broker_spawn(argv, out);
     TT_REQUIRE(pid > 0);
     bool ready = false;
-    for (int i = 0; i < WAIT_MS / 20 && !ready; i++) {
+    for (int i = 0; i < TT_WAIT_MS / 20 && !ready; i++) {
         ready = file_has(out, "serving a device");
         if (!ready) usleep(20000);
     }
@@ -1167,13 +1156,13 @@ static void test_program(void) {
     TT_CHECK(chunk && chunk->len == 4 && memcmp(chunk->payload, img + 4, 4) == 0);
     dev_close(&d);
     TT_CHECK_EQ_INT(kill(pid, SIGINT), 0);
-    TT_CHECK_EQ_INT(tt_broker_waitpid(pid, WAIT_MS), 0);
+    TT_CHECK_EQ_INT(tt_broker_waitpid(pid, TT_WAIT_MS), 0);
     TT_CHECK(file_has(out, "attribute request 1"));
     TT_CHECK(file_has(out, "client RPC 2 getTime answered"));
     TT_CHECK(file_has(out, "firmware request 1 chunk 1: 4 bytes"));
     /* A bad option is a usage error. */
     char *bad[] = { (char *)TB_EMULATOR_PATH, (char *)"--nope", NULL };
-    TT_CHECK_EQ_INT(tt_broker_run(bad, NULL, WAIT_MS), 2);
+    TT_CHECK_EQ_INT(tt_broker_run(bad, NULL, TT_WAIT_MS), 2);
     remove(fw);
     remove(out);
     rmdir(dir);

@@ -15,8 +15,8 @@
 #include "tb_broker.h"
 #include "tb_emu.h"
 #include "tt_test.h"
+#include "tt_wait.h"
 
-#define WAIT_MS 10000
 #define GW_TOKEN "GW_TEST_TOKEN"
 
 static tt_runtime *g_rt;
@@ -28,17 +28,6 @@ typedef struct fixture {
     tb_emu *emu;
     tt_tb_gateway *gw;
 } fixture;
-
-static tt_err wait_free(tt_future *f) {
-    tt_err rc = tt_future_wait(f, WAIT_MS);
-    if (rc != TT_OK) {
-        const char *why;
-        tt_future_detail(f, &why);
-        fprintf(stderr, "  future failed: %s (%s)\n", tt_err_name(rc), why);
-    }
-    tt_future_free(f);
-    return rc;
-}
 
 static bool setup_v(fixture *fx, tt_mqtt_version v) {
     if (!g_rt) {
@@ -68,7 +57,7 @@ static bool setup_v(fixture *fx, tt_mqtt_version v) {
     mo.version = v;
     o.mqtt = &mo;
     if (tt_tb_gateway_new(g_rt, &o, &fx->gw) != TT_OK) return false;
-    return wait_free(tt_tb_gateway_connect(fx->gw)) == TT_OK;
+    return tt_wait_free(tt_tb_gateway_connect(fx->gw)) == TT_OK;
 }
 
 static bool setup(fixture *fx) { return setup_v(fx, TT_MQTT_5); }
@@ -82,41 +71,41 @@ static void teardown(fixture *fx) {
 static void test_connect_and_data(void) {
     fixture fx;
     TT_REQUIRE(setup(&fx));
-    TT_CHECK_EQ_INT(wait_free(tt_tb_gateway_connect_device(fx.gw, "Dev A", "thermo")), TT_OK);
-    TT_CHECK_EQ_INT(wait_free(tt_tb_gateway_connect_device(fx.gw, "Dev B", NULL)), TT_OK);
-    TT_REQUIRE(tb_emu_wait(fx.emu, "gateway_events", NULL, 2, WAIT_MS) == 0);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_gateway_connect_device(fx.gw, "Dev A", "thermo")), TT_OK);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_gateway_connect_device(fx.gw, "Dev B", NULL)), TT_OK);
+    TT_REQUIRE(tb_emu_wait(fx.emu, "gateway_events", NULL, 2, TT_WAIT_MS) == 0);
     TT_CHECK(tb_emu_connected(fx.emu, "Dev A") && tb_emu_connected(fx.emu, "Dev B"));
     json_t *t = json_pack("{s:i}", "temp", 20);
     json_t *batch = json_pack("[{s:I,s:{s:i}},{s:I,s:{s:i}}]", "ts", (json_int_t)1700000000000, "values", "n", 1,
                               "ts", (json_int_t)1700000001000, "values", "n", 2);
-    TT_CHECK_EQ_INT(wait_free(tt_tb_gateway_send_telemetry(fx.gw, "Dev A", t)), TT_OK);
-    TT_CHECK_EQ_INT(wait_free(tt_tb_gateway_send_telemetry(fx.gw, "Dev B", batch)), TT_OK);
-    TT_REQUIRE(tb_emu_wait(fx.emu, "telemetry", "Dev A", 1, WAIT_MS) == 0);
-    TT_REQUIRE(tb_emu_wait(fx.emu, "telemetry", "Dev B", 2, WAIT_MS) == 0);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_gateway_send_telemetry(fx.gw, "Dev A", t)), TT_OK);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_gateway_send_telemetry(fx.gw, "Dev B", batch)), TT_OK);
+    TT_REQUIRE(tb_emu_wait(fx.emu, "telemetry", "Dev A", 1, TT_WAIT_MS) == 0);
+    TT_REQUIRE(tb_emu_wait(fx.emu, "telemetry", "Dev B", 2, TT_WAIT_MS) == 0);
     json_t *ga = tb_emu_telemetry(fx.emu, "Dev A"), *gb = tb_emu_telemetry(fx.emu, "Dev B");
     TT_CHECK(json_equal(json_array_get(ga, 0), t));
     TT_CHECK(json_equal(gb, batch));
     json_decref(ga);
     json_decref(gb);
     json_t *a = json_pack("{s:s}", "model", "X1");
-    TT_CHECK_EQ_INT(wait_free(tt_tb_gateway_send_attributes(fx.gw, "Dev A", a)), TT_OK);
-    TT_REQUIRE(tb_emu_wait(fx.emu, "attributes", "Dev A", 1, WAIT_MS) == 0);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_gateway_send_attributes(fx.gw, "Dev A", a)), TT_OK);
+    TT_REQUIRE(tb_emu_wait(fx.emu, "attributes", "Dev A", 1, TT_WAIT_MS) == 0);
     json_t *at = tb_emu_attributes(fx.emu, "Dev A");
     TT_CHECK(json_equal(json_array_get(at, 0), a));
     json_decref(at);
     /* the gateway's own telemetry, as a device */
-    TT_CHECK_EQ_INT(wait_free(tt_tb_device_send_telemetry(tt_tb_gateway_device(fx.gw), t)), TT_OK);
-    TT_REQUIRE(tb_emu_wait(fx.emu, "telemetry", NULL, 1, WAIT_MS) == 0);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_device_send_telemetry(tt_tb_gateway_device(fx.gw), t)), TT_OK);
+    TT_REQUIRE(tb_emu_wait(fx.emu, "telemetry", NULL, 1, TT_WAIT_MS) == 0);
     /* claim */
-    TT_CHECK_EQ_INT(wait_free(tt_tb_gateway_claim(fx.gw, "Dev A", "sec", 30000)), TT_OK);
-    TT_REQUIRE(tb_emu_wait(fx.emu, "claims", "Dev A", 1, WAIT_MS) == 0);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_gateway_claim(fx.gw, "Dev A", "sec", 30000)), TT_OK);
+    TT_REQUIRE(tb_emu_wait(fx.emu, "claims", "Dev A", 1, TT_WAIT_MS) == 0);
     json_t *cl = tb_emu_claims(fx.emu, "Dev A");
     TT_CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(cl, 0), "secretKey")), "sec");
     TT_CHECK_EQ_INT(json_integer_value(json_object_get(json_array_get(cl, 0), "durationMs")), 30000);
     json_decref(cl);
     /* disconnect */
-    TT_CHECK_EQ_INT(wait_free(tt_tb_gateway_disconnect_device(fx.gw, "Dev B")), TT_OK);
-    TT_REQUIRE(tb_emu_wait(fx.emu, "gateway_events", NULL, 3, WAIT_MS) == 0);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_gateway_disconnect_device(fx.gw, "Dev B")), TT_OK);
+    TT_REQUIRE(tb_emu_wait(fx.emu, "gateway_events", NULL, 3, TT_WAIT_MS) == 0);
     json_t *ev = tb_emu_gateway_events(fx.emu);
     TT_CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(ev, 0), "event")), "connect");
     TT_CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(ev, 0), "type")), "thermo");
@@ -126,8 +115,8 @@ static void test_connect_and_data(void) {
     json_decref(ev);
     TT_CHECK(!tb_emu_connected(fx.emu, "Dev B"));
     /* bad input */
-    TT_CHECK_EQ_INT(wait_free(tt_tb_gateway_send_telemetry(fx.gw, NULL, t)), TT_EINVAL);
-    TT_CHECK_EQ_INT(wait_free(tt_tb_gateway_connect_device(fx.gw, "", NULL)), TT_EINVAL);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_gateway_send_telemetry(fx.gw, NULL, t)), TT_EINVAL);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_gateway_connect_device(fx.gw, "", NULL)), TT_EINVAL);
     json_decref(t);
     json_decref(batch);
     json_decref(a);
@@ -137,28 +126,28 @@ static void test_connect_and_data(void) {
 static void test_attribute_requests(void) {
     fixture fx;
     TT_REQUIRE(setup(&fx));
-    TT_CHECK_EQ_INT(wait_free(tt_tb_gateway_connect_device(fx.gw, "Dev A", NULL)), TT_OK);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_gateway_connect_device(fx.gw, "Dev A", NULL)), TT_OK);
     json_t *ca = json_pack("{s:i,s:i}", "c1", 1, "c2", 2);
     json_t *sa = json_pack("{s:s,s:s}", "s1", "one", "s2", "two");
     tb_emu_set_client_attrs(fx.emu, "Dev A", ca);
     tb_emu_set_shared_attrs(fx.emu, "Dev A", sa);
     /* one key: the "value" reply */
     tt_future *f = tt_tb_gateway_request_attributes(fx.gw, "Dev A", false, "s1", NULL);
-    TT_REQUIRE(tt_future_wait(f, WAIT_MS) == TT_OK);
+    TT_REQUIRE(tt_future_wait(f, TT_WAIT_MS) == TT_OK);
     TT_CHECK_EQ_STR(json_string_value(json_object_get(tt_future_get_ptr(f), "s1")), "one");
     tt_future_free(f);
     /* several: the "values" reply */
     f = tt_tb_gateway_request_attributes(fx.gw, "Dev A", true, "c1,c2", NULL);
-    TT_REQUIRE(tt_future_wait(f, WAIT_MS) == TT_OK);
+    TT_REQUIRE(tt_future_wait(f, TT_WAIT_MS) == TT_OK);
     TT_CHECK(json_equal(tt_future_get_ptr(f), ca));
     tt_future_free(f);
     /* timeout */
     tb_emu_set_silent(fx.emu, true);
     tt_call_opts co = TT_OPTS_INIT(tt_call_opts);
     co.timeout_ms = 400;
-    TT_CHECK_EQ_INT(wait_free(tt_tb_gateway_request_attributes(fx.gw, "Dev A", false, "s1", &co)), TT_ETIMEDOUT);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_gateway_request_attributes(fx.gw, "Dev A", false, "s1", &co)), TT_ETIMEDOUT);
     tb_emu_set_silent(fx.emu, false);
-    TT_CHECK_EQ_INT(wait_free(tt_tb_gateway_request_attributes(fx.gw, "Dev A", false, ",", NULL)), TT_EINVAL);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_gateway_request_attributes(fx.gw, "Dev A", false, ",", NULL)), TT_EINVAL);
     json_decref(ca);
     json_decref(sa);
     teardown(&fx);
@@ -181,27 +170,15 @@ static void on_gw_attr(tt_tb_gateway *g, const char *device, const char *key, co
     pthread_mutex_unlock(&l->lock);
 }
 
-static int calls(gw_log *l) {
-    pthread_mutex_lock(&l->lock);
-    int n = l->calls;
-    pthread_mutex_unlock(&l->lock);
-    return n;
-}
-
-static bool wait_calls(gw_log *l, int n) {
-    for (int i = 0; i < WAIT_MS / 10; i++) {
-        if (calls(l) >= n) return true;
-        usleep(10000);
-    }
-    return false;
-}
+static int calls(gw_log *l) { return tt_locked_int(&l->lock, &l->calls); }
+static bool wait_calls(gw_log *l, int n) { return tt_wait_count(&l->lock, &l->calls, n); }
 
 static void test_subscriptions(void) {
     fixture fx;
     TT_REQUIRE(setup(&fx));
-    TT_CHECK_EQ_INT(wait_free(tt_tb_gateway_connect_device(fx.gw, "Dev A", NULL)), TT_OK);
-    TT_CHECK_EQ_INT(wait_free(tt_tb_gateway_connect_device(fx.gw, "Dev B", NULL)), TT_OK);
-    TT_REQUIRE(tb_emu_wait(fx.emu, "gateway_events", NULL, 2, WAIT_MS) == 0);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_gateway_connect_device(fx.gw, "Dev A", NULL)), TT_OK);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_gateway_connect_device(fx.gw, "Dev B", NULL)), TT_OK);
+    TT_REQUIRE(tb_emu_wait(fx.emu, "gateway_events", NULL, 2, TT_WAIT_MS) == 0);
     gw_log key_a = { .lock = PTHREAD_MUTEX_INITIALIZER }, all_a = { .lock = PTHREAD_MUTEX_INITIALIZER },
            all = { .lock = PTHREAD_MUTEX_INITIALIZER };
     uint32_t id_key, id_all_a, id_all;
@@ -226,9 +203,9 @@ static void test_subscriptions(void) {
     TT_CHECK_EQ_INT(tt_tb_gateway_unsubscribe_attribute(fx.gw, id_key), TT_ENOTFOUND);
     /* our own client-attribute publishes are not updates */
     json_t *mine = json_pack("{s:i}", "k", 3);
-    TT_CHECK_EQ_INT(wait_free(tt_tb_gateway_send_attributes(fx.gw, "Dev A", mine)), TT_OK);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_gateway_send_attributes(fx.gw, "Dev A", mine)), TT_OK);
     json_decref(mine);
-    TT_REQUIRE(tb_emu_wait(fx.emu, "attributes", "Dev A", 1, WAIT_MS) == 0);
+    TT_REQUIRE(tb_emu_wait(fx.emu, "attributes", "Dev A", 1, TT_WAIT_MS) == 0);
     u = json_pack("{s:i}", "k", 4);
     TT_REQUIRE(tb_emu_push_shared(fx.emu, "Dev A", u) == 0);
     json_decref(u);
@@ -273,14 +250,14 @@ static void test_rpc_and_kick(void) {
     TT_REQUIRE(setup_v(&fx, TT_MQTT_311));
     gw_rpc r = { .lock = PTHREAD_MUTEX_INITIALIZER };
     TT_REQUIRE(tt_tb_gateway_on_rpc(fx.gw, on_gw_rpc, &r) == TT_OK);
-    TT_CHECK_EQ_INT(wait_free(tt_tb_gateway_connect_device(fx.gw, "Dev A", NULL)), TT_OK);
-    TT_CHECK_EQ_INT(wait_free(tt_tb_gateway_connect_device(fx.gw, "Dev B", NULL)), TT_OK);
-    TT_REQUIRE(tb_emu_wait(fx.emu, "gateway_events", NULL, 2, WAIT_MS) == 0);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_gateway_connect_device(fx.gw, "Dev A", NULL)), TT_OK);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_gateway_connect_device(fx.gw, "Dev B", NULL)), TT_OK);
+    TT_REQUIRE(tb_emu_wait(fx.emu, "gateway_events", NULL, 2, TT_WAIT_MS) == 0);
     json_t *p = json_pack("{s:i}", "level", 3);
-    tt_future *fa = tb_emu_rpc(fx.emu, "Dev A", "setLevel", p, WAIT_MS);
-    tt_future *fb = tb_emu_rpc(fx.emu, "Dev B", "getState", g_empty, WAIT_MS);
-    TT_REQUIRE(tt_future_wait(fa, WAIT_MS) == TT_OK);
-    TT_REQUIRE(tt_future_wait(fb, WAIT_MS) == TT_OK);
+    tt_future *fa = tb_emu_rpc(fx.emu, "Dev A", "setLevel", p, TT_WAIT_MS);
+    tt_future *fb = tb_emu_rpc(fx.emu, "Dev B", "getState", g_empty, TT_WAIT_MS);
+    TT_REQUIRE(tt_future_wait(fa, TT_WAIT_MS) == TT_OK);
+    TT_REQUIRE(tt_future_wait(fb, TT_WAIT_MS) == TT_OK);
     json_t *ra = tt_future_get_ptr(fa), *rb = tt_future_get_ptr(fb);
     TT_CHECK_EQ_STR(json_string_value(json_object_get(ra, "device")), "Dev A");
     TT_CHECK_EQ_STR(json_string_value(json_object_get(ra, "method")), "setLevel");
@@ -291,7 +268,7 @@ static void test_rpc_and_kick(void) {
     json_decref(p);
     /* exactly one handler call per request: our replies on v1/gateway/rpc
      * are not taken for requests (checked after a later round trip) */
-    TT_CHECK_EQ_INT(wait_free(tt_tb_gateway_request_attributes(fx.gw, "Dev A", false, "x", NULL)), TT_OK);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_tb_gateway_request_attributes(fx.gw, "Dev A", false, "x", NULL)), TT_OK);
     pthread_mutex_lock(&r.lock);
     TT_CHECK_EQ_INT(r.calls, 2);
     pthread_mutex_unlock(&r.lock);
@@ -302,7 +279,7 @@ static void test_rpc_and_kick(void) {
     /* the server drops a sub-device */
     TT_REQUIRE(tt_tb_gateway_on_device_disconnect(fx.gw, on_kick, NULL) == TT_OK);
     TT_REQUIRE(tb_emu_kick_device(fx.emu, "Dev B", 150) == 0);
-    for (int i = 0; i < WAIT_MS / 10 && !atomic_load(&g_kicked); i++) usleep(10000);
+    for (int i = 0; i < TT_WAIT_MS / 10 && !atomic_load(&g_kicked); i++) usleep(10000);
     TT_CHECK_EQ_INT(atomic_load(&g_kicked), 150);
     TT_CHECK_EQ_STR(g_kicked_dev, "Dev B");
     teardown(&fx);
@@ -327,17 +304,17 @@ static void test_many_devices(void) {
             json_decref(t);
         }
     int ok = 0;
-    for (int i = 0; i < N * M; i++) ok += wait_free(fs[i]) == TT_OK;
+    for (int i = 0; i < N * M; i++) ok += tt_wait_free(fs[i]) == TT_OK;
     TT_CHECK_EQ_INT(ok, N * M);
     for (int i = 0; i < N; i++) {
         snprintf(name, sizeof name, "sensor-%03d", i);
-        TT_CHECK_MSG(tb_emu_wait(fx.emu, "telemetry", name, M, WAIT_MS) == 0, "%s", name);
+        TT_CHECK_MSG(tb_emu_wait(fx.emu, "telemetry", name, M, TT_WAIT_MS) == 0, "%s", name);
         json_t *got = tb_emu_telemetry(fx.emu, name);
         for (int k = 0; k < M; k++)
             TT_CHECK_EQ_INT(json_integer_value(json_object_get(json_array_get(got, (size_t)k), "seq")), k);
         json_decref(got);
     }
-    TT_CHECK_EQ_INT(tb_emu_wait(fx.emu, "gateway_events", NULL, N, WAIT_MS), 0);
+    TT_CHECK_EQ_INT(tb_emu_wait(fx.emu, "gateway_events", NULL, N, TT_WAIT_MS), 0);
     teardown(&fx);
 }
 
