@@ -28,11 +28,11 @@ static const tti_actor_ops strand_ops = {
 };
 
 tti_actor *tti_strand_new(tti_runtime *rt) {
-    tti_loop *l = tti_runtime_pick_pool(rt);
-    if (!l) return NULL;
     tti_actor *a = tti_malloc(sizeof *a);
-    if (!a) return NULL;
-    tti_actor_init(a, l, &strand_ops);
+    if (a && !tti_strand_init(a, rt, &strand_ops)) {
+        tti_free(a);
+        a = NULL;
+    }
     return a;
 }
 

@@ -199,53 +199,54 @@ static void alias_reset(tt_client *c) {
 }
 
 /* The slot of `topic`, or the empty slot where it would go (NULL: no table). */
-static tti_oalias *alias_slot(tt_client *c, const char *t, size_t n, uint32_t h) {
-    if (!c->rare->oa_cap) return NULL;
-    for (uint32_t i = h & (c->rare->oa_cap - 1);; i = (i + 1) & (c->rare->oa_cap - 1)) {
-        tti_oalias *e = &c->rare->oa_tab[i];
+static tti_oalias *alias_slot(tti_client_rare *r, const char *t, size_t n, uint32_t h) {
+    if (!r->oa_cap) return NULL;
+    for (uint32_t i = h & (r->oa_cap - 1);; i = (i + 1) & (r->oa_cap - 1)) {
+        tti_oalias *e = &r->oa_tab[i];
         if (!e->alias || (e->hash == h && e->len == n && memcmp(e->topic, t, n) == 0)) return e;
     }
 }
 
-static bool alias_grow(tt_client *c) {
-    uint32_t cap = c->rare->oa_cap ? c->rare->oa_cap * 2 : 16;
+static bool alias_grow(tti_client_rare *r) {
+    uint32_t cap = r->oa_cap ? r->oa_cap * 2 : 16;
     tti_oalias *tab = tti_calloc(cap, sizeof *tab);
     if (!tab) return false;
-    tti_oalias *old = c->rare->oa_tab;
-    uint32_t ocap = c->rare->oa_cap;
-    c->rare->oa_tab = tab;
-    c->rare->oa_cap = cap;
+    tti_oalias *old = r->oa_tab;
+    uint32_t ocap = r->oa_cap;
+    r->oa_tab = tab;
+    r->oa_cap = cap;
     for (uint32_t i = 0; i < ocap; i++)
-        if (old[i].alias) *alias_slot(c, old[i].topic, old[i].len, old[i].hash) = old[i];
+        if (old[i].alias) *alias_slot(r, old[i].topic, old[i].len, old[i].hash) = old[i];
     tti_free(old);
     return true;
 }
 
 /* Remembers `topic` under the next alias (best effort: a topic not
  * remembered is simply sent in full again). */
-static void alias_add(tt_client *c, tti_mqtt_str topic, uint32_t h) {
-    if ((c->rare->oa_used + 1) * 2 > c->rare->oa_cap && !alias_grow(c)) return;
+static void alias_add(tti_client_rare *r, tti_mqtt_str topic, uint32_t h) {
+    if ((r->oa_used + 1) * 2 > r->oa_cap && !alias_grow(r)) return;
     char *t = tti_strndup(topic.ptr, topic.len);
     if (!t) return;
-    tti_oalias *e = alias_slot(c, topic.ptr, topic.len, h);
-    *e = (tti_oalias){ .hash = h, .alias = (uint16_t)++c->rare->oa_used, .len = (uint16_t)topic.len, .topic = t };
+    tti_oalias *e = alias_slot(r, topic.ptr, topic.len, h);
+    *e = (tti_oalias){ .hash = h, .alias = (uint16_t)++r->oa_used, .len = (uint16_t)topic.len, .topic = t };
 }
 
 /* Writes `p` with a topic alias when that applies. False: no alias applies,
  * the caller writes p->data as it is. */
 static bool write_aliased(tt_client *c, tti_pubreq *p) {
     if (!c->out_alias || !c->oa_max) return false;
+    tti_client_rare *r = c->rare;      /* made with the option */
     tti_mqtt_pkt pkt;
     const char *why = NULL;
     if (tti_mqtt_decode(p->data, p->len, c->version, 0, &pkt, &why) <= 0) return false;
     tti_mqtt_str topic = pkt.u.publish.topic;
     if (topic.len == 0 || topic.len > UINT16_MAX) return false;
     uint32_t h = topic_hash(topic.ptr, topic.len);
-    tti_oalias *e = alias_slot(c, topic.ptr, topic.len, h);
+    tti_oalias *e = alias_slot(r, topic.ptr, topic.len, h);
     bool known = e && e->alias;
-    if (!known && c->rare->oa_used >= c->oa_max) return false;
+    if (!known && r->oa_used >= c->oa_max) return false;
     pkt.props.present |= TTI_MQTT_PBIT(TTI_MQTT_PROP_TOPIC_ALIAS);
-    pkt.props.topic_alias = known ? e->alias : (uint16_t)(c->rare->oa_used + 1);
+    pkt.props.topic_alias = known ? e->alias : (uint16_t)(r->oa_used + 1);
     if (known) pkt.u.publish.topic.len = 0;
     int n = tti_mqtt_encoded_len(&pkt, c->version, &why);
     if (n <= 0 || (uint32_t)n > c->server_max_packet) return false;
@@ -257,7 +258,7 @@ static bool write_aliased(tt_client *c, tti_pubreq *p) {
         return false;
     }
     if (known) st_add(&c->st_aliased, 1);
-    else alias_add(c, topic, h);      /* only once the packet that names it is built */
+    else alias_add(r, topic, h);      /* only once the packet that names it is built */
     out_bytes(c, buf, len);
     if (buf != small) tti_free(buf);
     return true;
@@ -1452,8 +1453,7 @@ void tti_session_stopped(tt_client *c) {
         tti_spool_close(c->rare->spool);  /* its publishes stay in it; the file is free again */
         c->rare->spool = NULL;
     }
-    if (c->timer_live) tti_timer_fini(&c->timer);
-    c->timer_live = false;
+    tti_timer_fini(&c->timer);
     if (c->pl) {
         pthread_mutex_lock(&c->pl->lock);
         c->pl->closed = true;
@@ -1475,11 +1475,5 @@ static void on_timer(tti_timer *t, void *arg) {
     }
 }
 
-int tti_session_make_timers(tt_client *c);
-int tti_session_make_timers(tt_client *c) {
-    if (!c->timer_live) {
-        tti_timer_init(&c->timer, &c->actor, on_timer, c);
-        c->timer_live = true;
-    }
-    return TT_OK;
-}
+void tti_session_init_timer(tt_client *c);
+void tti_session_init_timer(tt_client *c) { tti_timer_init(&c->timer, &c->actor, on_timer, c); }

@@ -211,7 +211,6 @@ struct tt_client {
     bool tx_mark;                     /* bytes written since the last keepalive tick */
     bool sub_ids_ok;                  /* the broker accepts Subscription Identifiers */
     bool disc_sent;                   /* DISCONNECT written: nothing more on this connection */
-    bool timer_live;                  /* timer set up and not yet torn down */
     uint8_t state;                    /* ST_* (session.c) */
     /* statistics: written by the loop only, read from any thread */
     _Atomic uint64_t st_bytes_out, st_bytes_in, st_pubs_out, st_msgs_in, st_connects, st_aliased;

@@ -21,7 +21,7 @@
 void tti_session_dispatch(tt_client *c, tti_msg *m);
 void tti_session_drop(tt_client *c, tti_msg *m);
 void tti_session_stopped(tt_client *c);
-int tti_session_make_timers(tt_client *c);
+void tti_session_init_timer(tt_client *c);
 void tti_session_turn_end(tt_client *c);
 
 /* ---- The actor ----------------------------------------------------------- */
@@ -92,9 +92,8 @@ static void free_rare(tti_client_rare *r, uint16_t in_alias_max) {
         for (uint16_t i = 0; i < in_alias_max; i++) tti_free(r->in_alias[i]);
         tti_free(r->in_alias);
     }
-    for (uint32_t i = 0; i < r->oa_cap; i++) tti_free(r->oa_tab[i].topic);
-    tti_free(r->oa_tab);
-    tti_spool_close(r->spool);
+    /* The session's stop already closed the queue file and emptied the
+     * outbound alias table (tti_session_stopped). */
     tti_free(r);
 }
 
@@ -467,11 +466,7 @@ tt_err tt_client_new(tt_runtime *rt, const tt_client_opts *user_opts, tt_client 
         return rc;
     }
     tti_actor_init(&c->actor, loop, &client_ops);
-    if (tti_session_make_timers(c) != TT_OK) {
-        tti_actor_stop(&c->actor);
-        tti_actor_release(&c->actor);
-        return TT_ENOMEM;
-    }
+    tti_session_init_timer(c);
     static const tti_member_ops member_ops = { .abort_io = c_abort_io };
     c->member.ops = &member_ops;
     if (tti_runtime_add_member(rt, &c->member) != TT_OK) {
