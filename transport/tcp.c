@@ -110,7 +110,7 @@ static void release(tti_transport *t) {
         t->io->tx_owner = NULL;
         t->io->tx_n = 0;
     }
-    if (event_initialized(&t->ev)) event_del(&t->ev);
+    event_del(&t->ev);
     if (t->fd >= 0) evutil_closesocket(t->fd);
     layers *x = t->x;
     if (x) {
@@ -994,7 +994,7 @@ void tti_transport_free(tti_transport *t) {
         t->io->tx_owner = NULL;
         t->io->tx_n = 0;
     }
-    if (event_initialized(&t->ev)) event_del(&t->ev);
+    event_del(&t->ev);
     if (t->fd >= 0) {
         evutil_closesocket(t->fd);
         t->fd = -1;
