@@ -58,6 +58,9 @@ static void loop_wake_cb(evutil_socket_t fd, short what, void *arg) {
         tti_actor_run(TTI_CONTAINER_OF(node, tti_actor, ready_node));
         n++;
     }
+    /* Asked to stop (tti_loop_stop_join): break from inside the loop, where
+     * the flag cannot be lost. */
+    if (atomic_load_explicit(&l->quit, memory_order_acquire)) event_base_loopbreak(l->base);
     if (n == TTI_LOOP_ACTORS_PER_TURN && !tti_mpsc_empty(&l->ready)) {
         /* Yield: a zero timeout runs us again after the next poll for I/O. */
         if (!atomic_exchange_explicit(&l->wake_pending, true, memory_order_acq_rel)) {
@@ -143,7 +146,13 @@ int tti_loop_start(tti_loop *l) {
 void tti_loop_stop_join(tti_loop *l) {
     if (!l->has_thread) return;
     atomic_store_explicit(&l->quit, true, memory_order_release);
-    event_base_loopbreak(l->base);
+    /* Through the eventfd, which stays readable until the loop reads it. A
+     * loopbreak from here is lost when the thread has not yet entered
+     * event_base_loop (which clears the flag on entry), and the thread then
+     * sleeps for good: a runtime freed right after it was made hung that way. */
+    uint64_t one = 1;
+    if (l->wake_fd < 0 || write(l->wake_fd, &one, sizeof one) != (ssize_t)sizeof one)
+        event_base_loopbreak(l->base);
     pthread_join(l->thread, NULL);
     l->has_thread = false;
 }
