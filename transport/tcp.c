@@ -96,6 +96,8 @@ struct tti_transport {
     uint8_t busy;                     /* inside a session callback that may free us */
     /* Bits: as bytes they would push the struct into a larger malloc chunk. */
     bool connected : 1;
+    bool early : 1;                   /* plain TCP written to before its connect is known to have
+                                       * finished: until the first byte in, a failure is the connect's */
     bool want_write : 1;              /* ev also waits for EV_WRITE */
     bool congested : 1;
     bool dead : 1;                    /* freed while DNS was pending */
@@ -146,7 +148,7 @@ static aside *aside_get(tti_transport *t) {
  * failure to report. */
 static void aside_trim(tti_transport *t) {
     aside *a = t->a;
-    if (a && t->connected && !a->rx && !a->tx && t->err == TT_OK) {
+    if (a && t->connected && !t->early && !a->rx && !a->tx && t->err == TT_OK) {
         tti_free(a);
         t->a = NULL;
     }
@@ -179,7 +181,19 @@ static void fail(tti_transport *t, tt_err err, int detail, const char *reason) {
     event_active(&t->ev, EV_TIMEOUT, 0);
 }
 
+/* connect() failed, at once or later. */
+static void connect_failed(tti_transport *t, int e) {
+    char reason[160];
+    snprintf(reason, sizeof reason, "connect to %sport %u failed: %s",
+             t->x && t->x->px.kind ? "proxy " : "", (unsigned)t->a->port, evutil_socket_error_to_string(e));
+    fail(t, e == ECONNREFUSED ? TT_ECONNREFUSED : TT_ECONNRESET, e, reason);
+}
+
 static void fail_errno(tti_transport *t, int e, const char *what) {
+    if (t->early) {                  /* the socket's first error is its connect's */
+        connect_failed(t, e);
+        return;
+    }
     char reason[160];
     snprintf(reason, sizeof reason, "%s: %s", what, evutil_socket_error_to_string(e));
     fail(t, e == ECONNREFUSED ? TT_ECONNREFUSED : TT_ECONNRESET, e, reason);
@@ -415,6 +429,11 @@ static void raw_readable(tti_transport *t) {
             if (e == EAGAIN || e == EWOULDBLOCK || e == EINTR) return;   /* the tail is still kept */
             fail_errno(t, e, "connection lost");
             return;
+        }
+        if (t->early) {              /* bytes came back: the connect surely worked */
+            t->early = false;
+            aside_trim(t);
+            a = t->a;
         }
         have += (size_t)n;
         if (own && have < a->rx_need) {
@@ -734,16 +753,20 @@ static bool layered_readable(tti_transport *t) {
 
 /* ---- The socket ------------------------------------------------------------ */
 
-/* The non-blocking connect finished (the socket became writable). */
+/* The non-blocking connect finished (the socket became writable); or, for
+ * plain TCP, the turn after connect() (see start_tcp). */
 static void connect_done(tti_transport *t) {
+    if (!t->x) {
+        t->connected = true;
+        t->early = true;
+        (void)call_connected(t);
+        return;
+    }
     int e = 0;
     socklen_t elen = sizeof e;
     if (getsockopt(t->fd, SOL_SOCKET, SO_ERROR, &e, &elen) != 0) e = errno;
     if (e != 0) {
-        char reason[160];
-        snprintf(reason, sizeof reason, "connect to %sport %u failed: %s",
-                 t->x && t->x->px.kind ? "proxy " : "", (unsigned)t->a->port, evutil_socket_error_to_string(e));
-        fail(t, e == ECONNREFUSED ? TT_ECONNREFUSED : TT_ECONNRESET, e, reason);
+        connect_failed(t, e);
         return;
     }
     t->connected = true;
@@ -814,12 +837,25 @@ static void start_tcp(tti_transport *t, const struct sockaddr *sa, socklen_t sal
             return;
         }
     }
+    if (!t->x) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
     if (connect(fd, sa, salen) != 0 && errno != EINPROGRESS) {
-        int e = errno;
-        char reason[160];
-        snprintf(reason, sizeof reason, "connect to %sport %u failed: %s",
-                 t->x && t->x->px.kind ? "proxy " : "", (unsigned)t->a->port, evutil_socket_error_to_string(e));
-        fail(t, e == ECONNREFUSED ? TT_ECONNREFUSED : TT_ECONNRESET, e, reason);
+        connect_failed(t, errno);
+        return;
+    }
+    if (!t->x) {
+        /* Plain TCP does not wait to learn that the connect finished: the
+         * session writes on the next turn. On loopback and fast links the
+         * handshake is already done, so CONNECT leaves at once; otherwise
+         * send() says EAGAIN and the bytes wait for EV_WRITE like any others.
+         * A failed connect shows as the first send or receive error. That
+         * saves, per connection, a wait for writability, a getsockopt() and
+         * two epoll_ctl() calls. */
+        event_assign(&t->ev, event_get_base(&t->ev), fd, EV_READ | EV_PERSIST, sock_cb, t);
+        event_add(&t->ev, NULL);
+        event_active(&t->ev, EV_WRITE, 1);
         return;
     }
     /* Writable once connected (or failed), even when connect() finished at once. */

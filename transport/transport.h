@@ -24,7 +24,11 @@ struct evbuffer;
 typedef struct tti_transport tti_transport;
 
 typedef struct tti_transport_cbs {
-    /* TCP connected (and TLS, WebSocket handshakes done): the session may write. */
+    /* The session may write. With TLS, WebSocket or a proxy: TCP connected and
+     * every handshake done. Plain TCP calls it on the turn after connect()
+     * without waiting to learn the outcome (on loopback and fast links the
+     * handshake is over by then); a failed connect then comes as on_error
+     * with the connect's errno and reason, like an immediate failure. */
     void (*on_connected)(void *ctx);
     /* Bytes arrived: `data` is everything not consumed yet. Return how many
      * bytes were consumed (whole packets); the rest is kept for the next call.
