@@ -35,6 +35,9 @@ typedef struct tconn {
 } tconn;
 
 static atomic_long n_connected, n_failed;
+/* conns: connections started, and the number of handshakes under way at
+ * which the opener is woken to start more (0: wake it on every answer). */
+static atomic_long n_opened, refill_at;
 
 static void notify(void) {
     if (atomic_load(&waiting)) {
@@ -91,7 +94,8 @@ static void on_connected(tt_future *f, void *arg) {
         atomic_fetch_add(&n_failed, 1);
     }
     tt_future_free(f);
-    notify();
+    long low = atomic_load(&refill_at);
+    if (!low || atomic_load(&n_opened) - atomic_load(&n_connected) - atomic_load(&n_failed) <= low) notify();
 }
 
 static int conn_start(tconn *t, long idx, bool pull, const char *src) {
@@ -357,13 +361,11 @@ static int run_rtt_embedded(const char *payload, int qos, double deadline) {
     return n > 0 ? 0 : -1;
 }
 
-typedef struct conns_wait {
-    long opened;
-} conns_wait;
+static long handshakes(void) { return atomic_load(&n_opened) - atomic_load(&n_connected) - atomic_load(&n_failed); }
 
-static bool handshakes_below(const void *a) {
-    const conns_wait *w = a;
-    return w->opened - atomic_load(&n_connected) - atomic_load(&n_failed) < A.handshakes;
+static bool refill_due(const void *a) {
+    (void)a;
+    return handshakes() <= atomic_load(&refill_at) || atomic_load(&n_failed);
 }
 
 static int run_conns(double deadline) {
@@ -375,25 +377,31 @@ static int run_conns(double deadline) {
     bench_conns_begin();
     const char *why = NULL;
     char addr[32];
-    conns_wait w = { 0 };
+    /* At most A.handshakes under way; the opener sleeps until half of them
+     * have answered, then tops up (one wake-up per batch, as the
+     * libmosquitto program's poll returns with a batch of answers). */
+    atomic_store(&refill_at, A.handshakes / 2 > 0 ? A.handshakes / 2 : 1);
+    long opened = 0;
     double t0 = bench_now();
-    while (w.opened < A.conns && !atomic_load(&n_failed) && bench_now() < deadline) {
+    while (opened < A.conns && !atomic_load(&n_failed) && bench_now() < deadline) {
         bench_conns_half(&A, atomic_load(&n_connected));
-        if (!handshakes_below(&w)) {
-            (void)wait_until(handshakes_below, &w, deadline);
+        if (handshakes() >= A.handshakes) {
+            (void)wait_until(refill_due, NULL, deadline);
             continue;
         }
-        const char *src = bench_source_addr(w.opened, A.conns, addr, sizeof addr);
-        if (conn_start(&cs[w.opened], w.opened, false, src) != 0) {
+        const char *src = bench_source_addr(opened, A.conns, addr, sizeof addr);
+        if (conn_start(&cs[opened], opened, false, src) != 0) {
             why = atomic_load(&failure);
-            if (cs[w.opened].c) tt_client_free(cs[w.opened].c);
-            cs[w.opened].c = NULL;
+            if (cs[opened].c) tt_client_free(cs[opened].c);
+            cs[opened].c = NULL;
             break;
         }
-        w.opened++;
+        opened++;
+        atomic_store(&n_opened, opened);
     }
-    count_wait all = { &n_connected, w.opened };
-    while (atomic_load(&n_connected) + atomic_load(&n_failed) < w.opened && bench_now() < deadline) {
+    atomic_store(&refill_at, 0);
+    count_wait all = { &n_connected, opened };
+    while (atomic_load(&n_connected) + atomic_load(&n_failed) < opened && bench_now() < deadline) {
         bench_conns_half(&A, atomic_load(&n_connected));
         (void)wait_until(count_reached, &all, bench_now() + 0.1);
     }
@@ -406,14 +414,14 @@ static int run_conns(double deadline) {
     if (why) snprintf(reason, sizeof reason, "%s(nofile=%ld)", why, limit);
     bench_report_conns(&A, "tether", A.conns, ok, secs, rss0, rss1, why ? reason : NULL);
     /* Close them all, then wait: their callbacks point into cs. */
-    tt_future **closing = calloc((size_t)w.opened + 1, sizeof *closing);
-    for (long i = 0; closing && i < w.opened; i++) closing[i] = tt_client_close(cs[i].c);
-    for (long i = 0; closing && i < w.opened; i++) {
+    tt_future **closing = calloc((size_t)opened + 1, sizeof *closing);
+    for (long i = 0; closing && i < opened; i++) closing[i] = tt_client_close(cs[i].c);
+    for (long i = 0; closing && i < opened; i++) {
         (void)tt_future_wait(closing[i], 5000);
         tt_future_free(closing[i]);
     }
     free(closing);
-    for (long i = 0; i < w.opened; i++) tt_client_free(cs[i].c);
+    for (long i = 0; i < opened; i++) tt_client_free(cs[i].c);
     free(cs);
     return 0;
 }
