@@ -832,6 +832,13 @@ static void start_tcp(tti_transport *t, const struct sockaddr *sa, socklen_t sal
             s6->sin6_family = AF_INET6;
             srclen = sizeof *s6;
         }
+#ifdef IP_BIND_ADDRESS_NO_PORT
+        /* The port is then picked by connect(), unique per destination
+         * rather than per source address: thousands of connections from one
+         * address to different brokers (or ports) do not exhaust the ports. */
+        int one = 1;
+        if (srclen) setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+#endif
         if (srclen == 0 || bind(fd, (struct sockaddr *)&src, srclen) != 0) {
             fail(t, TT_EINVAL, errno, "cannot bind the source address");
             return;

@@ -1096,7 +1096,7 @@ static void start_connect(tt_client *c) {
     o.io = tti_loop_io(c->actor.loop);
     o.host = c->host;
     o.port = c->port;
-    o.source_addr = TTI_RARE(c, source_addr);
+    o.source_addr = tti_client_source(c);
     o.dns = tti_loop_dns(c->actor.loop);
     o.tls = c->tls;
     o.ws = c->ws;

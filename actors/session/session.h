@@ -9,6 +9,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <string.h>
 #include <tether/mqtt.h>
 
 #include "actors/actor.h"
@@ -127,7 +128,6 @@ typedef struct tti_oalias {
  * belong to the loop. */
 typedef struct tti_client_rare {
     char *ws_path;                    /* from the URL; NULL: "/mqtt" */
-    char *source_addr;
     char *proxy_host, *proxy_user, *proxy_pass;
     tt_tls_opts *tls_opts;            /* copies of the caller's, when given */
     struct tti_tls_ctx *tls_ctx;      /* shared by every connection of this client */
@@ -176,7 +176,8 @@ struct tt_client {
     bool pull;
     bool persistent;
     bool out_alias;                   /* MQTT 5: alias repeated topics to the broker */
-    bool packed;                      /* host, client_id and connect_pkt are one block */
+    bool packed : 1;                  /* host, client_id and connect_pkt are one block */
+    bool has_source : 1;              /* the block ends with a source address (tti_client_source) */
     uint8_t overflow;                 /* tt_overflow */
     /* any thread */
     atomic_bool closing;
@@ -219,6 +220,12 @@ struct tt_client {
      * goes, which is after the client's own (c_destroy drops the client's). */
     tti_actor strand;
 };
+
+/* The address to connect from (tt_client_opts.source_addr), kept after the
+ * client id in the block pack_strings() made; NULL: any. */
+static inline const char *tti_client_source(const tt_client *c) {
+    return c->has_source ? c->client_id + strlen(c->client_id) + 1 : NULL;
+}
 
 /* Open the queue file and queue the publishes it holds (tt_client_new,
  * before the actor runs). On failure nothing is left behind; `why` says why. */
