@@ -1002,7 +1002,10 @@ void tti_transport_write(tti_transport *t, const void *p, size_t n) {
     if (io->tx_n + n > TTI_IO_TX_CAP) {
         stage_flush(t);
         if (t->err != TT_OK) return;
-        if (n > TTI_IO_TX_CAP / 2) {
+        /* Large, or the socket did not take all of the batch just sent: these
+         * bytes go straight behind it. Staged, they would leave after any
+         * write that comes before the flush, which joins the kept bytes. */
+        if (n > TTI_IO_TX_CAP / 2 || tx_kept(t)) {
             pass_on(t, p, n);
             return;
         }
