@@ -242,7 +242,15 @@ static size_t pending(const tti_transport *t) {
 }
 
 static void note_pending(tti_transport *t) {
-    if (!t->congested && pending(t) > t->high_water) t->congested = true;
+    size_t n = pending(t);
+    if (!t->congested) {
+        if (n > t->high_water) t->congested = true;
+    } else if (n <= t->high_water / 2 && !t->want_write && t->err == TT_OK) {
+        /* Congested while the bytes were still staged, and the flush found
+         * room for them: no EV_WRITE is awaited to report the drain, so one
+         * is made up; on_drained comes on the next turn. */
+        event_active(&t->ev, EV_WRITE, 1);
+    }
 }
 
 /* ---- Plain TCP output ------------------------------------------------------ */
