@@ -190,7 +190,9 @@ static void connect_failed(tti_transport *t, int e) {
 }
 
 static void fail_errno(tti_transport *t, int e, const char *what) {
-    if (t->early) {                  /* the socket's first error is its connect's */
+    /* Before the first byte in, the socket's first error is its connect's,
+     * unless it says a connection existed (the peer accepted, then reset). */
+    if (t->early && e != ECONNRESET && e != EPIPE) {
         connect_failed(t, e);
         return;
     }

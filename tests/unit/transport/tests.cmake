@@ -5,5 +5,5 @@ tt_add_test(tls_test LABEL unit
 # Proxy tunnels (SOCKS5, HTTP CONNECT) as state machines over evbuffers.
 tt_add_test(proxy_test LABEL unit SOURCES ${CMAKE_CURRENT_LIST_DIR}/proxy_test.c)
 # Plain TCP against a peer socket of the test's own on loopback, on a private
-# event base; no fixed ports, every wait bounded.
-tt_add_test(tcp_test LABEL unit SOURCES ${CMAKE_CURRENT_LIST_DIR}/tcp_test.c)
+# event base; no fixed ports, every wait bounded. Sockets, so not `unit`.
+tt_add_test(tcp_test LABEL integration SOURCES ${CMAKE_CURRENT_LIST_DIR}/tcp_test.c)
