@@ -28,7 +28,7 @@ static void drop_all(tti_actor *a) {
     tti_mpsc_node *n;
     while ((n = tti_mpsc_pop(&a->mbox)) != NULL) {
         tti_msg *m = TTI_CONTAINER_OF(n, tti_msg, node);
-        if (m->type != TTI_MSG_STOP) a->ops->drop(a, m);
+        if (m != &a->stop_msg) a->ops->drop(a, m);
     }
 }
 
@@ -90,7 +90,7 @@ void tti_actor_run(tti_actor *a) {
     while (budget > 0 && (n = tti_mpsc_pop(&a->mbox)) != NULL) {
         tti_msg *m = TTI_CONTAINER_OF(n, tti_msg, node);
         budget--;
-        if (m->type == TTI_MSG_STOP)
+        if (m == &a->stop_msg)
             handle_stop(a);          /* our ready-queue reference keeps `a` alive */
         else if (a->dead || atomic_load_explicit(&a->aborting, memory_order_acquire))
             a->ops->drop(a, m);

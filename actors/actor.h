@@ -22,13 +22,15 @@
 #include "actors/mailbox.h"
 
 #define TTI_DRAIN_BUDGET 64
-#define TTI_MSG_STOP UINT32_MAX  /* reserved; zeroed messages are ordinary */
+/* The stop message's type, for debuggers only: the actor knows its stop by
+ * address, so a message whose type was never set cannot pass for it. */
+#define TTI_MSG_STOP UINT32_MAX
 
 typedef struct tti_actor tti_actor;
 
 typedef struct tti_msg {
     tti_mpsc_node node;
-    uint32_t type;                    /* TTI_MSG_STOP is reserved */
+    uint32_t type;                    /* the receiver's to define */
 } tti_msg;
 
 typedef struct tti_actor_ops {
