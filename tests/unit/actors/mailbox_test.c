@@ -124,6 +124,17 @@ static void ca_destroy(tti_actor *a) {
 }
 static const tti_actor_ops ca_ops = { ca_handle, ca_drop, NULL, ca_destroy, NULL };
 
+/* A runtime with `loops` I/O loops and a counting actor on one of them. */
+static counting_actor *ca_new(tt_runtime **rt, uint32_t loops) {
+    tt_runtime_opts o = TT_OPTS_INIT(tt_runtime_opts);
+    o.loop_threads = loops;
+    if (tt_runtime_new(rt, &o) != TT_OK) abort();
+    counting_actor *ca = calloc(1, sizeof *ca);
+    if (!ca) abort();
+    tti_actor_init(&ca->a, tti_runtime_pick_io(*rt), &ca_ops);
+    return ca;
+}
+
 typedef struct sender_arg {
     counting_actor *ca;
     amsg *msgs;
@@ -144,11 +155,7 @@ static void *sender_main(void *p) {
 static void test_actor_four_senders(void) {
     const uint32_t per = TT_SCALED(500000);          /* 2 million messages */
     tt_runtime *rt;
-    tt_runtime_opts o = TT_OPTS_INIT(tt_runtime_opts);
-    o.loop_threads = 2;
-    TT_REQUIRE(tt_runtime_new(&rt, &o) == TT_OK);
-    counting_actor *ca = calloc(1, sizeof *ca);
-    tti_actor_init(&ca->a, tti_runtime_pick_io(rt), &ca_ops);
+    counting_actor *ca = ca_new(&rt, 2);
     amsg *msgs = calloc((size_t)PRODUCERS * per, sizeof *msgs);
     TT_REQUIRE(msgs);
     pthread_t th[PRODUCERS];
@@ -178,11 +185,7 @@ static void test_actor_four_senders(void) {
 /* Messages queued behind the stop message are dropped (never handled). */
 static void test_actor_drop_after_stop(void) {
     tt_runtime *rt;
-    tt_runtime_opts o = TT_OPTS_INIT(tt_runtime_opts);
-    o.loop_threads = 1;
-    TT_REQUIRE(tt_runtime_new(&rt, &o) == TT_OK);
-    counting_actor *ca = calloc(1, sizeof *ca);
-    tti_actor_init(&ca->a, tti_runtime_pick_io(rt), &ca_ops);
+    counting_actor *ca = ca_new(&rt, 1);
     /* Push directly behind the stop message, as a sender racing stop would. */
     amsg m[3] = { { .m.type = 1, .seq = 0 }, { .m.type = 1, .seq = 1 }, { .m.type = 1, .seq = 2 } };
     TT_CHECK_EQ_INT(tti_actor_send(&ca->a, &m[0].m), TT_OK);
@@ -204,12 +207,7 @@ static void test_actor_drop_after_stop(void) {
  * strand under it. */
 static void test_actor_any_type_is_a_message(void) {
     tt_runtime *rt;
-    tt_runtime_opts o = TT_OPTS_INIT(tt_runtime_opts);
-    o.loop_threads = 1;
-    TT_REQUIRE(tt_runtime_new(&rt, &o) == TT_OK);
-    counting_actor *ca = calloc(1, sizeof *ca);
-    TT_REQUIRE(ca);
-    tti_actor_init(&ca->a, tti_runtime_pick_io(rt), &ca_ops);
+    counting_actor *ca = ca_new(&rt, 1);
     amsg m[3];
     for (uint32_t i = 0; i < 3; i++) {
         memset(&m[i], 0xFF, sizeof m[i]);

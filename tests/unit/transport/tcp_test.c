@@ -384,6 +384,14 @@ static void conn_free(conn *c) {
     c->gone = true;
 }
 
+/* The end of a case: free, let the loop run out, and no callback may have
+ * come where it must not (inside a call, after an error or after the free). */
+static void conn_end(conn *c, env *e) {
+    conn_free(c);
+    settle(e);
+    TT_CHECK_MSG(c->misplaced == 0, "%d callbacks out of place", (int)c->misplaced);
+}
+
 static void conn_write(conn *c, const void *p, size_t n) {
     c->inside = true;
     tti_transport_write(c->t, p, n);
@@ -528,9 +536,7 @@ static void refused_once(const char *hello) {
     TT_CHECK_EQ_INT(c.errors, 1);
     TT_CHECK_EQ_INT(c.reads, 0);
 out:
-    conn_free(&c);
-    settle(&e);
-    TT_CHECK_EQ_INT(c.misplaced, 0);
+    conn_end(&c, &e);
     env_fini(&e);
 }
 
@@ -586,9 +592,7 @@ static void test_round_trip(void) {
     TT_CHECK_EQ_INT(p.got, total);
     TT_CHECK_EQ_INT(c.errors, 0);
 out:
-    conn_free(&c);
-    settle(&e);
-    TT_CHECK_EQ_INT(c.misplaced, 0);
+    conn_end(&c, &e);
     peer_fini(&p);
     env_fini(&e);
     free(out);
@@ -634,9 +638,7 @@ static void test_partial_packets(void) {
     TT_CHECK(c.reads >= 4);
     TT_CHECK_EQ_INT(c.errors, 0);
 out:
-    conn_free(&c);
-    settle(&e);
-    TT_CHECK_EQ_INT(c.misplaced, 0);
+    conn_end(&c, &e);
     peer_fini(&p);
     env_fini(&e);
 }
@@ -675,9 +677,7 @@ static void test_large_packet(void) {
     TT_CHECK_EQ_INT(c.used, n);
     TT_CHECK_EQ_INT(c.errors, 0);
 out:
-    conn_free(&c);
-    settle(&e);
-    TT_CHECK_EQ_INT(c.misplaced, 0);
+    conn_end(&c, &e);
     peer_fini(&p);
     env_fini(&e);
     free(stream);
@@ -748,9 +748,7 @@ static void backpressure_once(int free_in) {
     TT_CHECK_MSG(p.bad_at == SIZE_MAX, "byte %zu of %zu wrong", p.bad_at, total);
     TT_CHECK_EQ_INT(c.errors, 0);
 out:
-    conn_free(&c);
-    settle(&e);
-    TT_CHECK_EQ_INT(c.misplaced, 0);
+    conn_end(&c, &e);
     peer_fini(&p);
     env_fini(&e);
     free(buf);
@@ -808,9 +806,7 @@ static void test_order_when_socket_fills(void) {
                  p.bad_at, total);
     TT_CHECK_EQ_INT(c.errors, 0);
 out:
-    conn_free(&c);
-    settle(&e);
-    TT_CHECK_EQ_INT(c.misplaced, 0);
+    conn_end(&c, &e);
     peer_fini(&p);
     env_fini(&e);
     free(buf);
@@ -844,9 +840,7 @@ static void test_congested_then_flushed(void) {
     TT_CHECK(!conn_congested(&c));
     TT_CHECK_EQ_INT(c.errors, 0);
 out:
-    conn_free(&c);
-    settle(&e);
-    TT_CHECK_EQ_INT(c.misplaced, 0);
+    conn_end(&c, &e);
     peer_fini(&p);
     env_fini(&e);
 }
@@ -882,9 +876,7 @@ static void peer_closes_once(bool say_bye) {
     settle(&e);
     TT_CHECK_EQ_INT(c.errors, 1);
 out:
-    conn_free(&c);
-    settle(&e);
-    TT_CHECK_EQ_INT(c.misplaced, 0);
+    conn_end(&c, &e);
     peer_fini(&p);
     env_fini(&e);
 }
@@ -928,9 +920,7 @@ static void peer_resets_once(int how) {
             how == RESET_SILENT ? "before any byte in" : how == RESET_AFTER_DATA ? "after bytes in" : "while writing",
             c.detail, c.reason);
 out:
-    conn_free(&c);
-    settle(&e);
-    TT_CHECK_EQ_INT(c.misplaced, 0);
+    conn_end(&c, &e);
     peer_fini(&p);
     env_fini(&e);
 }
@@ -977,9 +967,7 @@ static void free_in_connected_or_read(int free_in) {
     TT_CHECK_EQ_INT(c.reads, free_in == FREE_IN_READ ? 1 : 0);
     TT_CHECK_EQ_INT(c.errors, 0);
 out:
-    conn_free(&c);
-    settle(&e);
-    TT_CHECK_EQ_INT(c.misplaced, 0);
+    conn_end(&c, &e);
     peer_fini(&p);
     env_fini(&e);
     free(data);
@@ -1001,9 +989,7 @@ static void free_in_error(void) {
     settle(&e);
     TT_CHECK_EQ_INT(c.errors, 1);
 out:
-    conn_free(&c);
-    settle(&e);
-    TT_CHECK_EQ_INT(c.misplaced, 0);
+    conn_end(&c, &e);
     env_fini(&e);
 }
 
@@ -1091,9 +1077,7 @@ static void source_once(const char *source, const char *from, int detail) {
         TT_CHECK_EQ_INT(c.connected, 0);
     }
 out:
-    conn_free(&c);
-    settle(&e);
-    TT_CHECK_EQ_INT(c.misplaced, 0);
+    conn_end(&c, &e);
     peer_fini(&p);
     env_fini(&e);
 }
@@ -1159,9 +1143,7 @@ static void test_host_name(void) {
     AWAIT(&e, p.got == 4);
     TT_CHECK(memcmp(p.in, "ping", 4) == 0);
 out:
-    conn_free(&c);
-    settle(&e);
-    TT_CHECK_EQ_INT(c.misplaced, 0);
+    conn_end(&c, &e);
     peer_fini(&p);
     if (dns) evdns_base_free(dns, 0);
     env_fini(&e);
@@ -1231,9 +1213,7 @@ static void test_host_not_found(void) {
     TT_CHECK_EQ_INT(c.connected, 0);
     TT_CHECK(ns.queries > 0);         /* it asked our server */
 out:
-    conn_free(&c);
-    settle(&e);
-    TT_CHECK_EQ_INT(c.misplaced, 0);
+    conn_end(&c, &e);
     if (dns) evdns_base_free(dns, 0);
     fake_ns_stop(&ns);
     env_fini(&e);
@@ -1262,9 +1242,7 @@ static void test_free_while_resolving(void) {
     settle(&e);
     TT_CHECK_EQ_INT(c.errors + c.connected, 0);
 out:
-    conn_free(&c);
-    settle(&e);
-    TT_CHECK_EQ_INT(c.misplaced, 0);
+    conn_end(&c, &e);
     if (dns) evdns_base_free(dns, 1);
     fake_ns_stop(&ns);
     env_fini(&e);
@@ -1302,9 +1280,7 @@ static void test_ipv6(void) {
     AWAIT(&e, c.used == 4);
     TT_CHECK_EQ_INT(c.mismatch, 0);
 out:
-    conn_free(&c);
-    settle(&e);
-    TT_CHECK_EQ_INT(c.misplaced, 0);
+    conn_end(&c, &e);
     peer_fini(&p);
     env_fini(&e);
 }
