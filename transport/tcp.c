@@ -781,8 +781,6 @@ static void connect_done(tti_transport *t) {
     }
     t->connected = true;
     aside_trim(t);                   /* the connect's state is done with */
-    int one = 1;
-    setsockopt(t->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     event_assign(&t->ev, event_get_base(&t->ev), t->fd, EV_READ | EV_PERSIST, sock_cb, t);
     event_add(&t->ev, NULL);
     if (t->x && t->x->px.kind) (void)tti_proxy_begin(&t->x->px, t->x->sock_out);
@@ -854,10 +852,8 @@ static void start_tcp(tti_transport *t, const struct sockaddr *sa, socklen_t sal
             return;
         }
     }
-    if (!t->x) {
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    }
+    int one = 1;                     /* set before connect(): it holds once connected */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (connect(fd, sa, salen) != 0 && errno != EINPROGRESS) {
         connect_failed(t, errno);
         return;
