@@ -823,6 +823,8 @@ static void start_tcp(tti_transport *t, const struct sockaddr *sa, socklen_t sal
         return;
     }
     t->fd = fd;
+    int one = 1;                     /* set before connect(): it holds once connected */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     const char *source = t->a->source_addr;
     if (source) {
         /* A bare IPv4 or IPv6 address, any port (libevent's "host:port"
@@ -844,7 +846,6 @@ static void start_tcp(tti_transport *t, const struct sockaddr *sa, socklen_t sal
         /* The port is then picked by connect(), unique per destination
          * rather than per source address: thousands of connections from one
          * address to different brokers (or ports) do not exhaust the ports. */
-        int one = 1;
         if (srclen) setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
 #endif
         if (srclen == 0 || bind(fd, (struct sockaddr *)&src, srclen) != 0) {
@@ -852,8 +853,6 @@ static void start_tcp(tti_transport *t, const struct sockaddr *sa, socklen_t sal
             return;
         }
     }
-    int one = 1;                     /* set before connect(): it holds once connected */
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (connect(fd, sa, salen) != 0 && errno != EINPROGRESS) {
         connect_failed(t, errno);
         return;
