@@ -39,6 +39,9 @@ static atomic_long n_connected, n_failed;
  * which the opener is woken to start more (0: wake it on every answer). */
 static atomic_long n_opened, refill_at;
 
+/* conns: connections started and not answered yet. */
+static long handshakes(void) { return atomic_load(&n_opened) - atomic_load(&n_connected) - atomic_load(&n_failed); }
+
 static void notify(void) {
     if (atomic_load(&waiting)) {
         pthread_mutex_lock(&mu);
@@ -95,7 +98,7 @@ static void on_connected(tt_future *f, void *arg) {
     }
     tt_future_free(f);
     long low = atomic_load(&refill_at);
-    if (!low || atomic_load(&n_opened) - atomic_load(&n_connected) - atomic_load(&n_failed) <= low) notify();
+    if (!low || handshakes() <= low) notify();
 }
 
 static int conn_start(tconn *t, long idx, bool pull, const char *src) {
@@ -360,8 +363,6 @@ static int run_rtt_embedded(const char *payload, int qos, double deadline) {
     event_base_free(e.base);
     return n > 0 ? 0 : -1;
 }
-
-static long handshakes(void) { return atomic_load(&n_opened) - atomic_load(&n_connected) - atomic_load(&n_failed); }
 
 static bool refill_due(const void *a) {
     (void)a;
