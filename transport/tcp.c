@@ -39,6 +39,10 @@
 #define READS_PER_WAKE 4
 /* Layered reads take at most this much from the socket at a time. */
 #define LAYER_READ_MAX 65536
+/* A name with several addresses: an attempt still unanswered after this long
+ * gives way to the next address (the last one waits for the session's
+ * connect timeout). Refusals move on at once. */
+#define ATTEMPT_MS 2000
 
 /* TLS, WebSocket and proxy state: only for connections that use them. */
 typedef struct layers {
@@ -69,8 +73,11 @@ typedef struct layers {
 typedef struct aside {
     /* Until the TCP connect finished. */
     struct evdns_getaddrinfo_request *dns_req;
+    struct evutil_addrinfo *ai_head;  /* a name with several addresses: all of them, */
+    struct evutil_addrinfo *ai_next;  /* and the one to try after the current attempt */
     const char *source_addr;          /* the caller's */
     uint16_t port;                    /* for the messages of a failed connect */
+    uint16_t tried;                   /* addresses tried, for the message */
     /* The failure, for on_error. */
     int err_detail;
     char *err_reason;
@@ -130,6 +137,7 @@ static void release(tti_transport *t) {
         tti_free(x);
     }
     if (t->a) {
+        if (t->a->ai_head) evutil_freeaddrinfo(t->a->ai_head);
         tti_free(t->a->rx);
         tti_free(t->a->tx);
         tti_free(t->a->err_reason);
@@ -181,12 +189,28 @@ static void fail(tti_transport *t, tt_err err, int detail, const char *reason) {
     event_active(&t->ev, EV_TIMEOUT, 0);
 }
 
-/* connect() failed, at once or later. */
+static void start_tcp(tti_transport *t, const struct sockaddr *sa, socklen_t salen);
+
+/* connect() failed, at once or later. A name with more addresses goes on to
+ * the next one; the last failure is the one reported. */
 static void connect_failed(tti_transport *t, int e) {
-    char reason[160];
-    snprintf(reason, sizeof reason, "connect to %sport %u failed: %s",
-             t->x && t->x->px.kind ? "proxy " : "", (unsigned)t->a->port, evutil_socket_error_to_string(e));
-    fail(t, e == ECONNREFUSED ? TT_ECONNREFUSED : TT_ECONNRESET, e, reason);
+    aside *a = t->a;
+    if (!t->connected && a->ai_next) {
+        struct evutil_addrinfo *ai = a->ai_next;
+        a->ai_next = ai->ai_next;
+        TTI_LOG(DEBUG, "transport", "connect to port %u failed (%s), trying the next address",
+                (unsigned)a->port, evutil_socket_error_to_string(e));
+        event_del(&t->ev);
+        evutil_closesocket(t->fd);
+        t->fd = -1;
+        start_tcp(t, ai->ai_addr, (socklen_t)ai->ai_addrlen);
+        return;
+    }
+    char reason[200], tried[40] = "";
+    if (a->tried > 1) snprintf(tried, sizeof tried, " (%u addresses tried)", (unsigned)a->tried);
+    snprintf(reason, sizeof reason, "connect to %sport %u failed: %s%s",
+             t->x && t->x->px.kind ? "proxy " : "", (unsigned)a->port, evutil_socket_error_to_string(e), tried);
+    fail(t, e == ECONNREFUSED ? TT_ECONNREFUSED : e == ETIMEDOUT ? TT_ETIMEDOUT : TT_ECONNRESET, e, reason);
 }
 
 static void fail_errno(tti_transport *t, int e, const char *what) {
@@ -766,7 +790,8 @@ static bool layered_readable(tti_transport *t) {
 /* The non-blocking connect finished (the socket became writable); or, for
  * plain TCP, the turn after connect() (see start_tcp). */
 static void connect_done(tti_transport *t) {
-    if (!t->x) {
+    aside *a = t->a;
+    if (!t->x && !a->ai_head) {
         t->connected = true;
         t->early = true;
         (void)call_connected(t);
@@ -780,6 +805,10 @@ static void connect_done(tti_transport *t) {
         return;
     }
     t->connected = true;
+    if (a->ai_head) {
+        evutil_freeaddrinfo(a->ai_head);
+        a->ai_head = a->ai_next = NULL;
+    }
     aside_trim(t);                   /* the connect's state is done with */
     event_assign(&t->ev, event_get_base(&t->ev), t->fd, EV_READ | EV_PERSIST, sock_cb, t);
     event_add(&t->ev, NULL);
@@ -792,7 +821,8 @@ static void sock_cb(evutil_socket_t fd, short what, void *arg) {
     tti_transport *t = arg;
     (void)fd;
     if (!t->connected) {
-        connect_done(t);
+        if (what & EV_TIMEOUT) connect_failed(t, ETIMEDOUT);   /* only while addresses remain */
+        else connect_done(t);
         return;
     }
     if (what & EV_WRITE) {
@@ -823,6 +853,7 @@ static void start_tcp(tti_transport *t, const struct sockaddr *sa, socklen_t sal
         return;
     }
     t->fd = fd;
+    t->a->tried++;
     int one = 1;                     /* set before connect(): it holds once connected */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     const char *source = t->a->source_addr;
@@ -857,22 +888,26 @@ static void start_tcp(tti_transport *t, const struct sockaddr *sa, socklen_t sal
         connect_failed(t, errno);
         return;
     }
-    if (!t->x) {
+    if (!t->x && !t->a->ai_head) {
         /* Plain TCP does not wait to learn that the connect finished: the
          * session writes on the next turn. On loopback and fast links the
          * handshake is already done, so CONNECT leaves at once; otherwise
          * send() says EAGAIN and the bytes wait for EV_WRITE like any others.
          * A failed connect shows as the first send or receive error. That
          * saves, per connection, a wait for writability, a getsockopt() and
-         * two epoll_ctl() calls. */
+         * two epoll_ctl() calls. (A name with several addresses waits, so
+         * that a failure can move on to the next address before the session
+         * has written anything.) */
         event_assign(&t->ev, event_get_base(&t->ev), fd, EV_READ | EV_PERSIST, sock_cb, t);
         event_add(&t->ev, NULL);
         event_active(&t->ev, EV_WRITE, 1);
         return;
     }
-    /* Writable once connected (or failed), even when connect() finished at once. */
+    /* Writable once connected (or failed), even when connect() finished at
+     * once. While other addresses remain, an attempt gets ATTEMPT_MS. */
+    static const struct timeval attempt = { ATTEMPT_MS / 1000, (ATTEMPT_MS % 1000) * 1000 };
     event_assign(&t->ev, event_get_base(&t->ev), fd, EV_WRITE, sock_cb, t);
-    event_add(&t->ev, NULL);
+    event_add(&t->ev, t->a->ai_next ? &attempt : NULL);
 }
 
 static void dns_cb(int result, struct evutil_addrinfo *res, void *arg) {
@@ -887,6 +922,13 @@ static void dns_cb(int result, struct evutil_addrinfo *res, void *arg) {
         char reason[160];
         snprintf(reason, sizeof reason, "cannot resolve host: %s", evutil_gai_strerror(result));
         fail(t, TT_ENOTFOUND, result, reason);
+        return;
+    }
+    if (res->ai_next) {
+        /* Several addresses: kept until one of them answers. */
+        t->a->ai_head = res;
+        t->a->ai_next = res->ai_next;
+        start_tcp(t, res->ai_addr, (socklen_t)res->ai_addrlen);
         return;
     }
     start_tcp(t, res->ai_addr, (socklen_t)res->ai_addrlen);
@@ -982,6 +1024,11 @@ tt_err tti_transport_connect(struct event_base *base, const tti_transport_opts *
     struct evutil_addrinfo hints;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
+    if (o->source_addr) {            /* only addresses the source can reach */
+        struct in6_addr scratch;
+        if (evutil_inet_pton(AF_INET, o->source_addr, &scratch) == 1) hints.ai_family = AF_INET;
+        else if (evutil_inet_pton(AF_INET6, o->source_addr, &scratch) == 1) hints.ai_family = AF_INET6;
+    }
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_protocol = IPPROTO_TCP;
     hints.ai_flags = EVUTIL_AI_ADDRCONFIG;

@@ -102,7 +102,10 @@ typedef void (*tt_event_fn)(tt_client *c, const tt_client_event *ev, void *arg);
 typedef struct tt_client_opts {
     uint32_t size;                     /* TT_OPTS_INIT(tt_client_opts) */
     /* Where: "mqtt://host[:port]" (1883), "mqtts://host[:port]" (8883, TLS),
-     * "ws://host[:port][/path]" (80, "/mqtt"), "wss://..." (443). */
+     * "ws://host[:port][/path]" (80, "/mqtt"), "wss://..." (443). A host
+     * name with several addresses tries each in turn: on at once after a
+     * refusal, after 2 s without an answer (the last address waits for
+     * connect_timeout_ms). The error names the last failure and the count. */
     const char *url;
     const char *client_id;             /* NULL or "": generated, "tt-" + 16 hex digits */
     const char *username;

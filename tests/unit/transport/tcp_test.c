@@ -3,7 +3,8 @@
  * kept and shown again, a large packet gathered whole, back-pressure and its
  * release, the peer closing or resetting, frees from inside every callback,
  * two connections sharing the loop's buffers, source addresses, host names
- * through the resolver (a local fake name server for the failures) and IPv6.
+ * through the resolver (a local fake name server for the failures and for
+ * names with several addresses) and IPv6.
  *
  * The peer is a socket of the test's own, listening on a port the kernel
  * picks, accepted and driven from the same event base. Every wait ends after
@@ -1149,13 +1150,33 @@ out:
     env_fini(&e);
 }
 
-/* A name server on loopback that answers every query "no such name". */
+/* A name server on loopback. With no addresses it answers every query "no
+ * such name"; with some, it gives them as the A records of any name (and no
+ * AAAA records). */
 typedef struct fake_ns {
     evutil_socket_t fd;
     struct event *ev;
     uint16_t port;
     int queries;
+    const char *a[4];                 /* IPv4 addresses to answer with, in order */
 } fake_ns;
+
+static size_t put_a_records(const fake_ns *ns, uint8_t *q, size_t n, size_t cap) {
+    size_t at = 12, count = 0;
+    while (at < n && q[at] != 0) at += 1u + q[at];            /* the question's name */
+    if (at + 5 > n || q[at + 1] != 0 || q[at + 2] != 1) return at + 5 <= n ? at + 5 : n;   /* not type A */
+    at += 5;
+    for (size_t i = 0; i < sizeof ns->a / sizeof ns->a[0] && ns->a[i] && at + 16 <= cap; i++) {
+        static const uint8_t rr[] = { 0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4 };   /* name at 12, A, IN, TTL 60 */
+        memcpy(q + at, rr, sizeof rr);
+        if (inet_pton(AF_INET, ns->a[i], q + at + sizeof rr) != 1) break;
+        at += sizeof rr + 4;
+        count++;
+    }
+    q[6] = 0;
+    q[7] = (uint8_t)count;
+    return at;
+}
 
 static void fake_ns_cb(evutil_socket_t fd, short what, void *arg) {
     fake_ns *ns = arg;
@@ -1163,17 +1184,18 @@ static void fake_ns_cb(evutil_socket_t fd, short what, void *arg) {
     uint8_t q[1500];
     struct sockaddr_storage from;
     socklen_t flen = sizeof from;
-    ssize_t n = recvfrom(fd, q, sizeof q, 0, (struct sockaddr *)&from, &flen);
+    ssize_t n = recvfrom(fd, q, 512, 0, (struct sockaddr *)&from, &flen);
     if (n < 12) return;
     ns->queries++;
     q[2] = 0x81;                      /* a response, recursion desired */
-    q[3] = 0x83;                      /* recursion available, NXDOMAIN */
-    (void)sendto(fd, q, (size_t)n, 0, (struct sockaddr *)&from, flen);
+    q[3] = ns->a[0] ? 0x80 : 0x83;    /* recursion available; no error, or NXDOMAIN */
+    size_t len = ns->a[0] ? put_a_records(ns, q, (size_t)n, sizeof q) : (size_t)n;
+    (void)sendto(fd, q, len, 0, (struct sockaddr *)&from, flen);
 }
 
 static bool fake_ns_start(fake_ns *ns, env *e, struct evdns_base **dns) {
     char addr[32];
-    memset(ns, 0, sizeof *ns);
+    ns->queries = 0;
     ns->fd = bound_socket(AF_INET, SOCK_DGRAM, "127.0.0.1", 0);
     if (ns->fd < 0) return false;
     ns->port = local_port(ns->fd);
@@ -1248,7 +1270,106 @@ out:
     env_fini(&e);
 }
 
-/* ---- 11. IPv6 loopback --------------------------------------------------------------- */
+/* ---- 11. A name with several addresses -------------------------------------------- */
+
+/* How long the transport gives one of several addresses (transport/tcp.c). */
+#define ATTEMPT_MS 2000
+
+/* "broker.test" resolves to `first` then 127.0.0.1, where the peer listens.
+ * `silent`: a listener on `first` whose queue is full, so the connect gets no
+ * answer at all and the transport must give up on it by itself. The peer
+ * must get the hello, from 127.0.0.1. */
+static void next_address_once(const char *first, bool silent) {
+    env e;
+    peer p;
+    conn c;
+    fake_ns ns;
+    struct evdns_base *dns = NULL;
+    evutil_socket_t hole = -1, fillers[3] = { -1, -1, -1 };
+    char seen[INET6_ADDRSTRLEN];
+    conn_init(&c);
+    memset(&ns, 0, sizeof ns);
+    ns.fd = -1;
+    ns.a[0] = first;
+    ns.a[1] = "127.0.0.1";
+    TT_REQUIRE(env_init(&e));
+    bool ok = peer_listen(&p, &e, V4) && fake_ns_start(&ns, &e, &dns);
+    TT_CHECK(ok);
+    if (!ok) goto out;
+    if (silent) {
+        /* listen(0) queues one connection; later SYNs are dropped unanswered. */
+        hole = bound_socket(AF_INET, SOCK_STREAM, first, p.port);
+        TT_CHECK(hole >= 0 && listen(hole, 0) == 0);
+        struct sockaddr_storage ss;
+        socklen_t len = sockaddr_of(AF_INET, first, p.port, &ss);
+        for (size_t i = 0; i < 3; i++) {
+            fillers[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+            if (fillers[i] >= 0) (void)connect(fillers[i], (struct sockaddr *)&ss, len);
+        }
+    }
+    c.hello = "ping";
+    int64_t t0 = now_ms();
+    TT_CHECK_EQ_INT(conn_connect(&c, &e, "broker.test", p.port, NULL, dns, 0), TT_OK);
+    if (!c.t) goto out;
+    AWAIT(&e, p.got == 4 || c.errors);
+    int64_t took = now_ms() - t0;
+    TT_CHECK_MSG(c.errors == 0, "%s: %s", tt_err_name(c.err), c.reason);
+    TT_CHECK_EQ_INT(c.connected, 1);
+    TT_CHECK_EQ_INT(p.accepted, 1);
+    TT_CHECK(p.got == 4 && memcmp(p.in, "ping", 4) == 0);
+    TT_CHECK_EQ_STR(ip_of(&p.from, seen, sizeof seen), "127.0.0.1");
+    if (silent) TT_CHECK_MSG(took >= ATTEMPT_MS - 100, "moved on after %lld ms", (long long)took);
+    else TT_CHECK_MSG(took < ATTEMPT_MS / 2, "moved on after %lld ms", (long long)took);
+out:
+    conn_end(&c, &e);
+    for (size_t i = 0; i < 3; i++)
+        if (fillers[i] >= 0) evutil_closesocket(fillers[i]);
+    if (hole >= 0) evutil_closesocket(hole);
+    if (dns) evdns_base_free(dns, 0);
+    fake_ns_stop(&ns);
+    peer_fini(&p);
+    env_fini(&e);
+}
+
+static void test_next_address(void) {
+    next_address_once("127.0.0.2", false);    /* refused: on at once */
+    next_address_once("127.0.0.2", true);     /* unanswered: on after ATTEMPT_MS */
+}
+
+/* Every address refuses: one error, the last one, saying how many were tried. */
+static void test_every_address_refused(void) {
+    env e;
+    conn c;
+    fake_ns ns;
+    struct evdns_base *dns = NULL;
+    conn_init(&c);
+    memset(&ns, 0, sizeof ns);
+    ns.fd = -1;
+    ns.a[0] = "127.0.0.2";
+    ns.a[1] = "127.0.0.3";
+    TT_REQUIRE(env_init(&e));
+    uint16_t port = closed_port();
+    bool ok = port != 0 && fake_ns_start(&ns, &e, &dns);
+    TT_CHECK(ok);
+    if (!ok) goto out;
+    c.hello = "CONNECT";
+    TT_CHECK_EQ_INT(conn_connect(&c, &e, "broker.test", port, NULL, dns, 0), TT_OK);
+    if (!c.t) goto out;
+    AWAIT(&e, c.errors > 0);
+    settle(&e);
+    TT_CHECK_EQ_INT(c.errors, 1);
+    TT_CHECK_EQ_INT(c.connected, 0);  /* nothing was written to a socket that failed */
+    TT_CHECK_EQ_INT(c.err, TT_ECONNREFUSED);
+    TT_CHECK_EQ_INT(c.detail, ECONNREFUSED);
+    TT_CHECK_MSG(strstr(c.reason, "(2 addresses tried)") != NULL, "reason \"%s\"", c.reason);
+out:
+    conn_end(&c, &e);
+    if (dns) evdns_base_free(dns, 0);
+    fake_ns_stop(&ns);
+    env_fini(&e);
+}
+
+/* ---- 12. IPv6 loopback --------------------------------------------------------------- */
 
 static void test_ipv6(void) {
     if (!can_bind(AF_INET6, "::1")) {
@@ -1298,6 +1419,8 @@ TT_TEST_LIST = {
     { "free_in_callbacks", test_free_in_callbacks },
     { "shared_buffers", test_shared_buffers },
     { "source_address", test_source_address },
+    { "next_address", test_next_address },
+    { "every_address_refused", test_every_address_refused },
     { "host_name", test_host_name },
     { "host_not_found", test_host_not_found },
     { "free_while_resolving", test_free_while_resolving },
