@@ -1017,7 +1017,8 @@ tt_err tti_transport_connect(struct event_base *base, const tti_transport_opts *
         start_tcp(t, (struct sockaddr *)&ss, (socklen_t)sslen);
         return TT_OK;
     }
-    if (!o->dns) {
+    struct evdns_base *dns = o->dns ? o->dns : o->loop ? tti_loop_dns(o->loop) : NULL;
+    if (!dns) {
         fail(t, TT_ENOTFOUND, 0, "no resolver for a host name");
         return TT_OK;
     }
@@ -1035,7 +1036,7 @@ tt_err tti_transport_connect(struct event_base *base, const tti_transport_opts *
     char pstr[8];
     snprintf(pstr, sizeof pstr, "%u", (unsigned)port);
     /* The callback may run inside this call (cached or /etc/hosts answers). */
-    t->a->dns_req = evdns_getaddrinfo(o->dns, host, pstr, &hints, dns_cb, t);
+    t->a->dns_req = evdns_getaddrinfo(dns, host, pstr, &hints, dns_cb, t);
     return TT_OK;
 }
 

@@ -43,13 +43,15 @@ typedef struct tti_transport_cbs {
 } tti_transport_cbs;
 
 struct tti_io_scratch;
+struct tti_loop;
 
 typedef struct tti_transport_opts {
     struct tti_io_scratch *io;         /* the loop's shared buffers (required) */
     const char *host;
     uint16_t port;
     const char *source_addr;           /* NULL: any; must outlive the transport */
-    struct evdns_base *dns;            /* resolver for host names (the loop's) */
+    struct evdns_base *dns;            /* resolver for host names; NULL: the loop's, */
+    struct tti_loop *loop;             /* made on the first name (numeric hosts need none) */
     bool tls;
     const tt_tls_opts *tls_opts;       /* used when tls */
     void *tls_ctx;                     /* shared TLS context (transport/tls.h), when tls */

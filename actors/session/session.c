@@ -1097,7 +1097,7 @@ static void start_connect(tt_client *c) {
     o.host = c->host;
     o.port = c->port;
     o.source_addr = tti_client_source(c);
-    o.dns = tti_loop_dns(c->actor.loop);
+    o.loop = c->actor.loop;
     o.tls = c->tls;
     o.ws = c->ws;
     o.ws_host = c->host;
