@@ -11,6 +11,7 @@
  * bytes the socket would not take are kept per connection, so an idle
  * connection costs this struct and its socket. The layers keep their state in
  * a separate block, made only when a connection uses one. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/dns.h>
@@ -844,6 +845,26 @@ static void sock_cb(evutil_socket_t fd, short what, void *arg) {
     if (t->err == TT_OK) sock_flush(t);
 }
 
+/* `ip` as an IPv4 or IPv6 address with `port` (0: any): its length, or 0 if
+ * it is not a numeric address. libc's inet_pton, not libevent's (which
+ * parses IPv4 with sscanf, a visible cost per connection). */
+static socklen_t numeric_addr(const char *ip, uint16_t port, struct sockaddr_storage *ss) {
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, ip, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons(port);
+        return sizeof *s4;
+    }
+    if (inet_pton(AF_INET6, ip, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons(port);
+        return sizeof *s6;
+    }
+    return 0;
+}
+
 static void start_tcp(tti_transport *t, const struct sockaddr *sa, socklen_t salen) {
     /* Non-blocking and close-on-exec from the start: four fcntl() calls
      * fewer per connection. */
@@ -858,21 +879,10 @@ static void start_tcp(tti_transport *t, const struct sockaddr *sa, socklen_t sal
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     const char *source = t->a->source_addr;
     if (source) {
-        /* A bare IPv4 or IPv6 address, any port (libevent's "host:port"
-         * parser refuses port 0). */
+        /* A bare IPv4 or IPv6 address, any port. */
         struct sockaddr_storage src;
-        struct sockaddr_in *s4 = (struct sockaddr_in *)&src;
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&src;
-        socklen_t srclen = 0;
-        memset(&src, 0, sizeof src);
+        socklen_t srclen = numeric_addr(source, 0, &src);
         errno = 0;
-        if (evutil_inet_pton(AF_INET, source, &s4->sin_addr) == 1) {
-            s4->sin_family = AF_INET;
-            srclen = sizeof *s4;
-        } else if (evutil_inet_pton(AF_INET6, source, &s6->sin6_addr) == 1) {
-            s6->sin6_family = AF_INET6;
-            srclen = sizeof *s6;
-        }
 #ifdef IP_BIND_ADDRESS_NO_PORT
         /* The port is then picked by connect(), unique per destination
          * rather than per source address: thousands of connections from one
@@ -1009,12 +1019,9 @@ tt_err tti_transport_connect(struct event_base *base, const tti_transport_opts *
     *out = t;
     /* Numeric addresses skip the resolver. */
     struct sockaddr_storage ss;
-    int sslen = sizeof ss;
-    char spec[300];
-    bool v6 = strchr(host, ':') != NULL;
-    snprintf(spec, sizeof spec, v6 ? "[%s]:%u" : "%s:%u", host, (unsigned)port);
-    if (evutil_parse_sockaddr_port(spec, (struct sockaddr *)&ss, &sslen) == 0) {
-        start_tcp(t, (struct sockaddr *)&ss, (socklen_t)sslen);
+    socklen_t sslen = numeric_addr(host, port, &ss);
+    if (sslen) {
+        start_tcp(t, (struct sockaddr *)&ss, sslen);
         return TT_OK;
     }
     struct evdns_base *dns = o->dns ? o->dns : o->loop ? tti_loop_dns(o->loop) : NULL;
@@ -1026,9 +1033,8 @@ tt_err tti_transport_connect(struct event_base *base, const tti_transport_opts *
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
     if (o->source_addr) {            /* only addresses the source can reach */
-        struct in6_addr scratch;
-        if (evutil_inet_pton(AF_INET, o->source_addr, &scratch) == 1) hints.ai_family = AF_INET;
-        else if (evutil_inet_pton(AF_INET6, o->source_addr, &scratch) == 1) hints.ai_family = AF_INET6;
+        struct sockaddr_storage src;
+        if (numeric_addr(o->source_addr, 0, &src)) hints.ai_family = src.ss_family;
     }
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_protocol = IPPROTO_TCP;
