@@ -12,7 +12,8 @@
  *   - ertt0/ertt1 are the round trips the way the libmosquitto program does
  *     them: one thread does everything. The runtime is embedded in the
  *     bench thread's own libevent base, which the thread runs until the
- *     message is back (no loop or pool thread, no hand-off between threads). */
+ *     message is back (no loop or pool thread, no hand-off between threads);
+ *   - econns opens connections the same way, on one thread. */
 #include <event2/event.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -101,7 +102,7 @@ static void on_connected(tt_future *f, void *arg) {
     if (!low || handshakes() <= low) notify();
 }
 
-static int conn_start(tconn *t, long idx, bool pull, const char *src) {
+static int conn_start_in(tt_runtime *in, tconn *t, long idx, bool pull, const char *src) {
     char url[128], id[64];
     snprintf(url, sizeof url, "mqtt://%s:%d", A.host, A.port);
     snprintf(id, sizeof id, "tb-%ld-%ld", (long)getpid(), idx);
@@ -122,7 +123,7 @@ static int conn_start(tconn *t, long idx, bool pull, const char *src) {
     o.on_event = on_event;
     o.on_event_arg = t;
     o.source_addr = src;
-    tt_err rc = tt_client_new(rt, &o, &t->c);
+    tt_err rc = tt_client_new(in, &o, &t->c);
     if (rc != TT_OK) {
         atomic_store(&failure, tt_err_name(rc));
         t->c = NULL;
@@ -135,6 +136,8 @@ static int conn_start(tconn *t, long idx, bool pull, const char *src) {
     }
     return 0;
 }
+
+static int conn_start(tconn *t, long idx, bool pull, const char *src) { return conn_start_in(rt, t, idx, pull, src); }
 
 static bool conn_answered(const void *a) { return atomic_load(&((const tconn *)a)->state) != 0; }
 
@@ -427,6 +430,64 @@ static int run_conns(double deadline) {
     return 0;
 }
 
+/* econns: the conns scenario the way the libmosquitto program does it, one
+ * thread doing everything: tether embedded in this thread's libevent base,
+ * which the thread runs, opening more connections whenever answers came
+ * (no loop or pool thread, no hand-off between threads). */
+static int run_conns_embedded(double deadline) {
+    long limit = bench_raise_nofile(A.conns + 200);
+    struct event_base *base = event_base_new();
+    tconn *cs = calloc((size_t)A.conns, sizeof *cs);
+    tt_runtime *ert = NULL;
+    tt_runtime_opts ro = TT_OPTS_INIT(tt_runtime_opts);
+    ro.base = base;
+    if (!base || !cs || tt_runtime_new(&ert, &ro) != TT_OK) {
+        free(cs);
+        if (base) event_base_free(base);
+        return -1;
+    }
+    memset(cs, 0, (size_t)A.conns * sizeof *cs);
+    long rss0 = bench_rss_kib();
+    bench_conns_begin();
+    const char *why = NULL;
+    char addr[32];
+    long opened = 0;
+    double t0 = bench_now();
+    while ((opened < A.conns || handshakes() > 0) && !atomic_load(&n_failed) && bench_now() < deadline) {
+        while (opened < A.conns && handshakes() < A.handshakes) {
+            const char *src = bench_source_addr(opened, A.conns, addr, sizeof addr);
+            if (conn_start_in(ert, &cs[opened], opened, false, src) != 0) {
+                why = atomic_load(&failure);
+                if (cs[opened].c) tt_client_free(cs[opened].c);
+                cs[opened].c = NULL;
+                break;
+            }
+            atomic_store(&n_opened, ++opened);
+        }
+        if (why) break;
+        bench_conns_half(&A, atomic_load(&n_connected));
+        event_base_loop(base, EVLOOP_ONCE);
+    }
+    double secs = bench_now() - t0;
+    long rss1 = bench_rss_kib();
+    long ok = atomic_load(&n_connected);
+    if (!why && atomic_load(&n_failed)) why = atomic_load(&failure);
+    if (!why && ok < A.conns) why = "timeout";
+    char reason[128];
+    if (why) snprintf(reason, sizeof reason, "%s(nofile=%ld)", why, limit);
+    bench_report_conns(&A, "tether", A.conns, ok, secs, rss0, rss1, why ? reason : NULL);
+    for (long i = 0; i < opened; i++) {
+        tt_future *f = tt_client_close(cs[i].c);
+        while (!tt_future_done(f) && bench_now() < deadline + 10) event_base_loop(base, EVLOOP_ONCE);
+        tt_future_free(f);
+        tt_client_free(cs[i].c);
+    }
+    free(cs);
+    tt_runtime_free(ert);                       /* runs the base until the work drains */
+    event_base_free(base);
+    return why ? -1 : 0;
+}
+
 int main(int argc, char **argv) {
     bench_parse(&A, argc, argv);
     pthread_condattr_t ca;
@@ -452,6 +513,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(A.scenario, "rtt1")) rc = run_rtt(payload, 1, deadline);
     else if (!strcmp(A.scenario, "ertt0")) rc = run_rtt_embedded(payload, 0, deadline);
     else if (!strcmp(A.scenario, "ertt1")) rc = run_rtt_embedded(payload, 1, deadline);
+    else if (!strcmp(A.scenario, "econns")) rc = run_conns_embedded(deadline);
     else rc = run_conns(deadline);
     if (rc != 0) {
         const char *f = atomic_load(&failure);

@@ -13,7 +13,10 @@
  *   rtt1   publish -> receive round trip, n samples (QoS 0 / QoS 1)
  *   conns  c connections, CONNECT/CONNACK each: time and RSS per connection,
  *          with at most k handshakes under way (default 100: mosquitto listens
- *          with a backlog of 100, and a dropped SYN is retried a second later) */
+ *          with a backlog of 100, and a dropped SYN is retried a second later)
+ * tether only: ertt0, ertt1 and econns are rtt0, rtt1 and conns with tether
+ * embedded in the program's own loop, one thread doing everything, as the
+ * libmosquitto program does. */
 #ifndef TT_BENCH_COMMON_H
 #define TT_BENCH_COMMON_H
 
@@ -85,7 +88,8 @@ static inline void bench_parse(bench_args *a, int argc, char **argv) {
     if (!a->scenario) bench_usage(argv[0]);
     const char *s = a->scenario;
     if (strcmp(s, "qos0") && strcmp(s, "qos1") && strcmp(s, "pub0") && strcmp(s, "rtt0") &&
-        strcmp(s, "rtt1") && strcmp(s, "ertt0") && strcmp(s, "ertt1") && strcmp(s, "conns"))
+        strcmp(s, "rtt1") && strcmp(s, "ertt0") && strcmp(s, "ertt1") && strcmp(s, "conns") &&
+        strcmp(s, "econns"))
         bench_usage(argv[0]);
     if (a->n < 0) {
         if (!strcmp(s, "qos0")) a->n = 1000000;
@@ -148,11 +152,18 @@ static inline long bench_raise_nofile(long want) {
  * address connect() itself slows as connections pile up (measured: about
  * 190 us of system time per connect at 19,000 against 50 at 5,000), and
  * the ports run out near 28,000. Every client program uses the same
- * addresses. */
+ * addresses. TT_BENCH_SOURCE=N starts at 127.0.0.N whatever the count: the
+ * bench script gives each run addresses of its own, so that no run walks
+ * past the ports an earlier run left in TIME_WAIT (60 s). */
 #define BENCH_CONNS_PER_SOURCE 5000
 static inline const char *bench_source_addr(long i, long total, char *buf, size_t cap) {
-    if (total <= BENCH_CONNS_PER_SOURCE) return NULL;
-    snprintf(buf, cap, "127.0.0.%ld", 2 + i / BENCH_CONNS_PER_SOURCE);
+    static long first = -1;
+    if (first < 0) {
+        const char *env = getenv("TT_BENCH_SOURCE");
+        first = env && *env ? strtol(env, NULL, 10) : 0;
+    }
+    if (!first && total <= BENCH_CONNS_PER_SOURCE) return NULL;
+    snprintf(buf, cap, "127.0.0.%ld", (first ? first : 2) + i / BENCH_CONNS_PER_SOURCE);
     return buf;
 }
 
@@ -203,10 +214,22 @@ static inline long long bench_broker_ns(void) {
     return ns;
 }
 
-static long long bench_broker_ns0 = -1;
+static long long bench_broker_ns0 = -1, bench_self_ns0;
 
-/* Marks the start of the connections phase for the broker's share. */
-static inline void bench_conns_begin(void) { bench_broker_ns0 = bench_broker_ns(); }
+/* This process's CPU time (user and system, every thread), ns. */
+static inline long long bench_self_ns(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+    return ((long long)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000LL +
+           ((long long)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000LL;
+}
+
+/* Marks the start of the connections phase for the broker's and this
+ * process's CPU shares. */
+static inline void bench_conns_begin(void) {
+    bench_broker_ns0 = bench_broker_ns();
+    bench_self_ns0 = bench_self_ns();
+}
 
 /* RSS sampled once half the connections are up. From there to the end is
  * what each further connection costs, without the one-time costs the first
@@ -227,13 +250,14 @@ static inline void bench_report_conns(const bench_args *a, const char *client, l
     /* The broker's CPU for accepting and answering the connections (their
      * close comes later and is not counted). */
     long long bns = bench_broker_ns();
+    double self_us = ok > 0 ? (double)(bench_self_ns() - bench_self_ns0) / 1e3 / (double)ok : -1;
     double broker_us = ok > 0 && bns >= 0 && bench_broker_ns0 >= 0 ? (double)(bns - bench_broker_ns0) / 1e3 / (double)ok : -1;
     char marg[32] = "n/a";
     if (bench_half_rss >= 0 && ok > bench_half_n)
         snprintf(marg, sizeof marg, "%.2f", (double)(rss1 - bench_half_rss) / (double)(ok - bench_half_n));
     printf("RESULT client=%s scenario=%s conns=%ld connected=%ld secs=%.3f per_conn_us=%.1f "
-           "per_conn_kib=%.2f marginal_kib=%s broker_connect_us=%.1f%s%s\n",
-           client, a->scenario, want, ok, secs, per_us, per_kib, marg, broker_us,
+           "per_conn_kib=%.2f marginal_kib=%s client_cpu_us=%.1f broker_connect_us=%.1f%s%s\n",
+           client, a->scenario, want, ok, secs, per_us, per_kib, marg, self_us, broker_us,
            why ? " stopped=" : "", why ? why : "");
     fflush(stdout);
 }
