@@ -2,7 +2,6 @@
  * (tests/support/proxy.c): streams that survive random cuts, mid-packet cuts
  * and broker restarts; keepalive against a stalled peer; and reconnect
  * cycles that leak nothing (descriptors and allocations counted). */
-#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <tether/tether.h>
@@ -13,71 +12,20 @@
 #include "broker.h"
 #include "proxy.h"
 #include "tt_scale.h"
+#include "live_alloc.h"
 #include "tt_test.h"
 #include "tt_wait.h"
 
 
-/* ---- Allocation hooks: live blocks of tether and libevent -------------------- */
-
-static atomic_long g_live;
-
-static void *h_malloc(size_t n, void *arg) {
-    (void)arg;
-    void *p = malloc(n);
-    if (p) atomic_fetch_add(&g_live, 1);
-    return p;
-}
-static void *h_realloc(void *p, size_t n, void *arg) {
-    (void)arg;
-    void *q = realloc(p, n);
-    if (q && !p) atomic_fetch_add(&g_live, 1);
-    return q;
-}
-static void h_free(void *p, void *arg) {
-    (void)arg;
-    if (p) atomic_fetch_sub(&g_live, 1);
-    free(p);
-}
-
 static tt_runtime *g_rt;
 static long g_live_base;
 
-static void rt_up(void) {
-    static bool hooked;
-    if (!hooked) {
-        tt_allocator a = TT_OPTS_INIT(tt_allocator);
-        a.malloc_fn = h_malloc;
-        a.realloc_fn = h_realloc;
-        a.free_fn = h_free;
-        if (tt_set_allocator(&a) != TT_OK) abort();
-        hooked = true;
-        if (getenv("TT_TEST_LOG")) tt_log_set_handler(tt_log_stderr, NULL, TT_LOG_INFO);
-        /* Process-wide state made once (libevent's global locks): not per runtime. */
-        if (tt_runtime_new(&g_rt, NULL) != TT_OK) abort();
-        tt_runtime_free(g_rt);
-    }
-    g_live_base = atomic_load(&g_live);
-    tt_runtime_opts o = TT_OPTS_INIT(tt_runtime_opts);
-    o.loop_threads = 2;
-    if (tt_runtime_new(&g_rt, &o) != TT_OK) abort();
-}
+static void rt_up(void) { g_rt = tt_live_runtime(2, TT_LOG_INFO, &g_live_base); }
 
 static void rt_down(void) {
-    tt_runtime_free(g_rt);
+    long left = tt_live_runtime_free(g_rt, g_live_base);
     g_rt = NULL;
-    TT_CHECK_MSG(atomic_load(&g_live) == g_live_base, "%ld blocks still live (baseline %ld)",
-                 atomic_load(&g_live), g_live_base);
-}
-
-static int count_fds(void) {
-    DIR *d = opendir("/proc/self/fd");
-    if (!d) return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.') n++;
-    closedir(d);
-    return n - 1;                     /* opendir's own descriptor */
+    TT_CHECK_MSG(left == 0, "%ld blocks still live", left);
 }
 
 static uint32_t rnd(uint32_t *s) {
@@ -617,8 +565,8 @@ static void test_reconnect_cycles(void) {
     for (int i = 0; i < warm + cycles; i++) {
         if (i == warm) {
             usleep(50000);
-            fds0 = count_fds();
-            live0 = atomic_load(&g_live);
+            fds0 = tt_open_fds();
+            live0 = tt_live_blocks();
             pages0 = id_pages(c);
             t0 = tt_test_now_();
         }
@@ -643,8 +591,8 @@ static void test_reconnect_cycles(void) {
     }
     double dt = tt_test_now_() - t0;
     usleep(50000);
-    int fds1 = count_fds();
-    long live1 = atomic_load(&g_live);
+    int fds1 = tt_open_fds();
+    long live1 = tt_live_blocks();
     unsigned pages1 = id_pages(c);
     fprintf(stderr,
             "  %d reconnect cycles in %.1f s (%d proxy cuts); fds %d -> %d; live blocks %ld -> %ld, "
@@ -721,7 +669,7 @@ static void test_rss_flat_with_broker_gone(void) {
     }
     usleep(100000);                                 /* the loop has taken what was sent */
     long rss_full = rss_bytes(), rss_max = rss_full;
-    long live_full = atomic_load(&g_live);
+    long live_full = tt_live_blocks();
     /* 50 MB more, all refused. */
     for (int round = 0; round < 50; round++) {
         for (int i = 0; i < 1000; i++) {
@@ -734,7 +682,7 @@ static void test_rss_flat_with_broker_gone(void) {
         if (r > rss_max) rss_max = r;
     }
     usleep(100000);
-    long live_end = atomic_load(&g_live);
+    long live_end = tt_live_blocks();
     fprintf(stderr,
             "  bound %zu bytes: %u queued, %u refused; RSS %ld KiB before, %ld KiB at the bound, "
             "at most %ld KiB over 50 MB more; live blocks %ld -> %ld\n",

@@ -10,70 +10,21 @@
 #include <unistd.h>
 
 #include "hostile.h"
+#include "live_alloc.h"
 #include "tt_test.h"
 #include "tt_wait.h"
 
 
-/* ---- Allocation hooks: the largest single request and the live count ------- */
-
-static atomic_size_t g_largest;
-static atomic_long g_live;
-
-static void *h_malloc(size_t n, void *arg) {
-    (void)arg;
-    void *p = malloc(n);
-    if (p) {
-        size_t cur = atomic_load(&g_largest);
-        while (n > cur && !atomic_compare_exchange_weak(&g_largest, &cur, n)) {}
-        atomic_fetch_add(&g_live, 1);
-    }
-    return p;
-}
-static void *h_realloc(void *p, size_t n, void *arg) {
-    (void)arg;
-    void *q = realloc(p, n);
-    if (q) {
-        size_t cur = atomic_load(&g_largest);
-        while (n > cur && !atomic_compare_exchange_weak(&g_largest, &cur, n)) {}
-        if (!p) atomic_fetch_add(&g_live, 1);
-    }
-    return q;
-}
-static void h_free(void *p, void *arg) {
-    (void)arg;
-    if (p) atomic_fetch_sub(&g_live, 1);
-    free(p);
-}
-
 static tt_runtime *g_rt;
 static long g_live_base;
 
-static void rt_up(void) {
-    static bool hooked;
-    if (!hooked) {
-        tt_allocator a = TT_OPTS_INIT(tt_allocator);
-        a.malloc_fn = h_malloc;
-        a.realloc_fn = h_realloc;
-        a.free_fn = h_free;
-        if (tt_set_allocator(&a) != TT_OK) abort();
-        hooked = true;
-        if (getenv("TT_TEST_LOG")) tt_log_set_handler(tt_log_stderr, NULL, TT_LOG_DEBUG);
-        /* Process-wide state made once (libevent's global locks): not per runtime. */
-        if (tt_runtime_new(&g_rt, NULL) != TT_OK) abort();
-        tt_runtime_free(g_rt);
-    }
-    g_live_base = atomic_load(&g_live);
-    tt_runtime_opts o = TT_OPTS_INIT(tt_runtime_opts);
-    o.loop_threads = 1;
-    if (tt_runtime_new(&g_rt, &o) != TT_OK) abort();
-}
+static void rt_up(void) { g_rt = tt_live_runtime(1, TT_LOG_DEBUG, &g_live_base); }
 
 /* Every block tether made for the runtime and its clients is freed with it. */
 static void rt_down(void) {
-    tt_runtime_free(g_rt);
+    long left = tt_live_runtime_free(g_rt, g_live_base);
     g_rt = NULL;
-    TT_CHECK_MSG(atomic_load(&g_live) == g_live_base, "%ld blocks still live (baseline %ld)",
-                 atomic_load(&g_live), g_live_base);
+    TT_CHECK_MSG(left == 0, "%ld blocks still live", left);
 }
 
 /* ---- A client against one hostile script ------------------------------------ */
@@ -357,17 +308,17 @@ static void test_ack_for_unknown_id(void) {
 static void test_huge_declared_length(void) {
     rt_up();
     static const uint8_t huge[] = { 0x30, 0xFF, 0xFF, 0xFF, 0x7F, 0x00, 0x03, 'a', '/', 'b' };
-    atomic_store(&g_largest, 0);
+    tt_live_largest_reset();
     for (int v = 4; v <= 5; v++)
         after_connack("PUBLISH of 256 MiB", huge, sizeof huge, v, TT_EPROTO);
     instead_of_connack("PUBLISH of 256 MiB first", huge, sizeof huge, 4, TT_EPROTO);
-    size_t largest = atomic_load(&g_largest);
+    size_t largest = tt_live_largest();
     fprintf(stderr, "  largest single allocation: %zu bytes\n", largest);
     TT_CHECK_MSG(largest < (1u << 20), "%zu bytes", largest);
 
     /* The limit raised to the protocol's maximum: the client waits for the
      * rest, holding only the bytes sent, until the peer goes away. */
-    atomic_store(&g_largest, 0);
+    tt_live_largest_reset();
     static const uint8_t chunk[4096] = { 0 };
     tt_hostile_step s[] = {
         TT_HOSTILE_EXPECT(1), TT_HOSTILE_SEND(connack4), TT_HOSTILE_SEND(huge),
@@ -386,7 +337,7 @@ static void test_huge_declared_length(void) {
     TT_CHECK_EQ_INT(out.err, TT_ECONNRESET);
     TT_CHECK(out.reason[0] != 0);
     rig_down(&r);
-    largest = atomic_load(&g_largest);
+    largest = tt_live_largest();
     fprintf(stderr, "  largest single allocation (limit raised): %zu bytes\n", largest);
     TT_CHECK_MSG(largest < (1u << 20), "%zu bytes", largest);
     rt_down();

@@ -1,5 +1,4 @@
 /* The MQTT client against a real mosquitto on a free loopback port. */
-#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <tether/tether.h>
@@ -9,6 +8,7 @@
 
 #include "broker.h"
 #include "tt_scale.h"
+#include "live_alloc.h"
 #include "tt_test.h"
 #include "tt_wait.h"
 
@@ -583,16 +583,6 @@ static void test_set_max_inflight(void) {
 
 /* ---- Many clients in one process --------------------------------------------------------- */
 
-/* Descriptors open in this process. */
-static int open_fds(void) {
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    if (!d) return -1;
-    while (readdir(d)) n++;
-    closedir(d);
-    return n;
-}
-
 static void test_thousand_clients(void) {
     rt_up();
     tt_broker_opts bo = { .extra_conf = "max_connections -1\n" };
@@ -601,7 +591,7 @@ static void test_thousand_clients(void) {
     const int n = TT_SCALED(1000) < 200 ? 200 : TT_SCALED(1000);
     tt_client **cs = calloc((size_t)n, sizeof *cs);
     tt_future **fs = calloc((size_t)n, sizeof *fs);
-    int fds0 = open_fds();
+    int fds0 = tt_open_fds();
     for (int i = 0; i < n; i++) {
         tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
         cs[i] = make(&b, &o);
@@ -617,7 +607,7 @@ static void test_thousand_clients(void) {
     TT_CHECK_EQ_INT(ok, n);
     /* One descriptor per connection and nothing else: numeric hosts make no
      * resolver (whose socket would be one more per loop). */
-    TT_CHECK_EQ_INT(open_fds() - fds0, n);
+    TT_CHECK_EQ_INT(tt_open_fds() - fds0, n);
     ok = 0;
     for (int i = 0; i < n; i++) {
         ok += tt_future_wait(fs[i], 60000) == TT_OK;

@@ -1,6 +1,7 @@
 # MQTT client against a real mosquitto started by each test.
 tt_add_test(mqtt_client_test LABEL integration TIMEOUT 300
-  SOURCES ${CMAKE_CURRENT_LIST_DIR}/mqtt_client_test.c ${PROJECT_SOURCE_DIR}/tests/support/broker.c)
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/mqtt_client_test.c ${PROJECT_SOURCE_DIR}/tests/support/broker.c
+          ${PROJECT_SOURCE_DIR}/tests/support/live_alloc.c)
 tt_add_test(mqtt_tls_test LABEL integration TIMEOUT 300
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/mqtt_tls_test.c ${PROJECT_SOURCE_DIR}/tests/support/broker.c
           ${PROJECT_SOURCE_DIR}/tests/support/certs.c)
