@@ -300,6 +300,13 @@ static bool peer_listen(peer *p, env *e, int families) {
     return p->port != 0;
 }
 
+/* peer_listen() as a checked step of a test. */
+static bool listening(peer *p, env *e, int families) {
+    bool ok = peer_listen(p, e, families);
+    TT_CHECK_MSG(ok, "cannot listen on loopback");
+    return ok;
+}
+
 static void peer_send(peer *p, const void *d, size_t n) { bufferevent_write(p->bev, d, n); }
 
 static size_t peer_unsent(const peer *p) { return evbuffer_get_length(bufferevent_get_output(p->bev)); }
@@ -509,6 +516,17 @@ static tt_err conn_connect(conn *c, env *e, const char *host, uint16_t port, con
     return rc;
 }
 
+/* The transport connected to the peer on 127.0.0.1, and the peer's side
+ * accepted; false after a failed check. */
+static bool connected_to(conn *c, env *e, peer *p, size_t high_water) {
+    TT_CHECK_EQ_INT(conn_connect(c, e, "127.0.0.1", p->port, NULL, NULL, high_water), TT_OK);
+    if (!c->t) return false;
+    AWAIT(e, c->connected && p->bev);
+    return true;
+out:
+    return false;
+}
+
 static bool starts_with(const char *s, const char *prefix) { return strncmp(s, prefix, strlen(prefix)) == 0; }
 
 /* ---- 1. Refused --------------------------------------------------------------------- */
@@ -558,9 +576,7 @@ static void test_round_trip(void) {
     size_t total = 0, back_len = 5000;
     conn_init(&c);
     TT_REQUIRE(env_init(&e));
-    bool ok = peer_listen(&p, &e, V4);
-    TT_CHECK(ok);
-    if (!ok) goto out;
+    if (!listening(&p, &e, V4)) goto out;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += sizes[i];
     out = malloc(total);
     back = malloc(back_len);
@@ -568,9 +584,7 @@ static void test_round_trip(void) {
     if (!out || !back) goto out;
     fill(out, total, 0);
     fill(back, back_len, 12345);
-    TT_CHECK_EQ_INT(conn_connect(&c, &e, "127.0.0.1", p.port, NULL, NULL, 0), TT_OK);
-    if (!c.t) goto out;
-    AWAIT(&e, c.connected && p.bev);
+    if (!connected_to(&c, &e, &p, 0)) goto out;
     size_t off = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         conn_write(&c, out + off, sizes[i]);
@@ -609,9 +623,7 @@ static void test_partial_packets(void) {
     uint8_t stream[512];
     conn_init(&c);
     TT_REQUIRE(env_init(&e));
-    bool ok = peer_listen(&p, &e, V4);
-    TT_CHECK(ok);
-    if (!ok) goto out;
+    if (!listening(&p, &e, V4)) goto out;
     size_t n = 0;
     n += put_packet(stream + n, 10, 0);       /* bytes 0..14 */
     n += put_packet(stream + n, 300, 1000);   /* 14..318 */
@@ -621,9 +633,7 @@ static void test_partial_packets(void) {
     c.frame = true;
     c.expect = stream;
     c.expect_len = n;
-    TT_CHECK_EQ_INT(conn_connect(&c, &e, "127.0.0.1", p.port, NULL, NULL, 0), TT_OK);
-    if (!c.t) goto out;
-    AWAIT(&e, c.connected && p.bev);
+    if (!connected_to(&c, &e, &p, 0)) goto out;
     size_t sent = 0;
     for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
         size_t before = c.used;
@@ -653,9 +663,7 @@ static void test_large_packet(void) {
     uint8_t *stream = NULL;
     conn_init(&c);
     TT_REQUIRE(env_init(&e));
-    bool ok = peer_listen(&p, &e, V4);
-    TT_CHECK(ok);
-    if (!ok) goto out;
+    if (!listening(&p, &e, V4)) goto out;
     size_t n = 0;
     stream = malloc(4 + LARGE + 4 + 5);
     TT_CHECK(stream != NULL);
@@ -665,9 +673,7 @@ static void test_large_packet(void) {
     c.frame = true;
     c.expect = stream;
     c.expect_len = n;
-    TT_CHECK_EQ_INT(conn_connect(&c, &e, "127.0.0.1", p.port, NULL, NULL, 0), TT_OK);
-    if (!c.t) goto out;
-    AWAIT(&e, c.connected && p.bev);
+    if (!connected_to(&c, &e, &p, 0)) goto out;
     peer_send(&p, stream, n);
     AWAIT(&e, c.used == n || c.mismatch || c.errors);
     TT_CHECK_EQ_INT(c.max_need, 4 + LARGE);
@@ -709,18 +715,14 @@ static void backpressure_once(int free_in) {
     size_t total = 0;
     conn_init(&c);
     TT_REQUIRE(env_init(&e));
-    bool ok = peer_listen(&p, &e, V4);
-    TT_CHECK(ok);
-    if (!ok) goto out;
+    if (!listening(&p, &e, V4)) goto out;
     p.reading = false;                /* until the transport is congested */
     p.pattern = true;
     c.free_in = free_in;
     buf = malloc(40000);
     TT_CHECK(buf != NULL);
     if (!buf) goto out;
-    TT_CHECK_EQ_INT(conn_connect(&c, &e, "127.0.0.1", p.port, NULL, NULL, HIGH_WATER), TT_OK);
-    if (!c.t) goto out;
-    AWAIT(&e, c.connected && p.bev);
+    if (!connected_to(&c, &e, &p, HIGH_WATER)) goto out;
     TT_CHECK(!conn_congested(&c));
     while (!conn_congested(&c) && total < MAX_STUFF && !c.errors)
         write_batch(&c, sizes, sizeof sizes / sizeof sizes[0], &total, buf);
@@ -770,17 +772,13 @@ static void test_order_when_socket_fills(void) {
     evutil_socket_t fd = -1;
     conn_init(&c);
     TT_REQUIRE(env_init(&e));
-    bool ok = peer_listen(&p, &e, V4);
-    TT_CHECK(ok);
-    if (!ok) goto out;
+    if (!listening(&p, &e, V4)) goto out;
     p.reading = false;
     p.pattern = true;
     buf = malloc(65536);
     TT_CHECK(buf != NULL);
     if (!buf) goto out;
-    TT_CHECK_EQ_INT(conn_connect(&c, &e, "127.0.0.1", p.port, NULL, NULL, 0), TT_OK);
-    if (!c.t) goto out;
-    AWAIT(&e, c.connected && p.bev);
+    if (!connected_to(&c, &e, &p, 0)) goto out;
     fd = transport_fd(&p);
     TT_CHECK(fd >= 0);
     if (fd < 0) goto out;
@@ -824,12 +822,8 @@ static void test_congested_then_flushed(void) {
     uint8_t buf[32768];
     conn_init(&c);
     TT_REQUIRE(env_init(&e));
-    bool ok = peer_listen(&p, &e, V4);
-    TT_CHECK(ok);
-    if (!ok) goto out;
-    TT_CHECK_EQ_INT(conn_connect(&c, &e, "127.0.0.1", p.port, NULL, NULL, 16384), TT_OK);
-    if (!c.t) goto out;
-    AWAIT(&e, c.connected && p.bev);
+    if (!listening(&p, &e, V4)) goto out;
+    if (!connected_to(&c, &e, &p, 16384)) goto out;
     fill(buf, sizeof buf, 0);
     conn_write(&c, buf, sizeof buf);
     TT_CHECK(conn_congested(&c));     /* 32 KiB pending over a 16 KiB mark */
@@ -854,14 +848,10 @@ static void peer_closes_once(bool say_bye) {
     conn c;
     conn_init(&c);
     TT_REQUIRE(env_init(&e));
-    bool ok = peer_listen(&p, &e, V4);
-    TT_CHECK(ok);
-    if (!ok) goto out;
+    if (!listening(&p, &e, V4)) goto out;
     c.expect = (const uint8_t *)"bye";
     c.expect_len = 3;
-    TT_CHECK_EQ_INT(conn_connect(&c, &e, "127.0.0.1", p.port, NULL, NULL, 0), TT_OK);
-    if (!c.t) goto out;
-    AWAIT(&e, c.connected && p.bev);
+    if (!connected_to(&c, &e, &p, 0)) goto out;
     if (say_bye) {
         peer_send(&p, "bye", 3);
         AWAIT(&e, peer_unsent(&p) == 0);
@@ -895,14 +885,10 @@ static void peer_resets_once(int how) {
     conn c;
     conn_init(&c);
     TT_REQUIRE(env_init(&e));
-    bool ok = peer_listen(&p, &e, V4);
-    TT_CHECK(ok);
-    if (!ok) goto out;
+    if (!listening(&p, &e, V4)) goto out;
     c.expect = (const uint8_t *)"hi";
     c.expect_len = 2;
-    TT_CHECK_EQ_INT(conn_connect(&c, &e, "127.0.0.1", p.port, NULL, NULL, 0), TT_OK);
-    if (!c.t) goto out;
-    AWAIT(&e, c.connected && p.bev);
+    if (!connected_to(&c, &e, &p, 0)) goto out;
     if (how == RESET_AFTER_DATA) {
         peer_send(&p, "hi", 2);
         AWAIT(&e, c.used == 2);
@@ -942,9 +928,7 @@ static void free_in_connected_or_read(int free_in) {
     const size_t n = 200000;          /* several reads' worth: the read loop would go on */
     conn_init(&c);
     TT_REQUIRE(env_init(&e));
-    bool ok = peer_listen(&p, &e, V4);
-    TT_CHECK(ok);
-    if (!ok) goto out;
+    if (!listening(&p, &e, V4)) goto out;
     c.free_in = free_in;
     TT_CHECK_EQ_INT(conn_connect(&c, &e, "127.0.0.1", p.port, NULL, NULL, 0), TT_OK);
     if (!c.t) goto out;
@@ -1059,9 +1043,7 @@ static void source_once(const char *source, const char *from, int detail) {
     char seen[INET6_ADDRSTRLEN];
     conn_init(&c);
     TT_REQUIRE(env_init(&e));
-    bool ok = peer_listen(&p, &e, V4);
-    TT_CHECK(ok);
-    if (!ok) goto out;
+    if (!listening(&p, &e, V4)) goto out;
     TT_CHECK_EQ_INT(conn_connect(&c, &e, "127.0.0.1", p.port, source, NULL, 0), TT_OK);
     if (!c.t) goto out;
     if (from) {
