@@ -243,8 +243,20 @@ static inline void bench_conns_half(const bench_args *a, long connected) {
     }
 }
 
-static inline void bench_report_conns(const bench_args *a, const char *client, long want, long ok,
-                                      double secs, long rss0, long rss1, const char *why) {
+/* The RESULT line of a conns run: `ok` of a->conns connected after `secs`;
+ * `why` it stopped short (NULL: "timeout" when short), shown with the
+ * open-file limit and without spaces, so the line parses. */
+static inline void bench_report_conns(const bench_args *a, const char *client, long ok, double secs,
+                                      long rss0, long rss1, const char *why, long limit) {
+    long want = a->conns;
+    if (!why && ok < want) why = "timeout";
+    char reason[128];
+    if (why) {
+        snprintf(reason, sizeof reason, "%s(nofile=%ld)", why, limit);
+        for (char *p = reason; *p; p++)
+            if (*p == ' ') *p = '_';
+        why = reason;
+    }
     double per_us = ok > 0 ? secs * 1e6 / (double)ok : 0;
     double per_kib = ok > 0 ? (double)(rss1 - rss0) / (double)ok : 0;
     /* The broker's CPU for accepting and answering the connections (their

@@ -282,14 +282,7 @@ static int run_conns(double deadline) {
     }
     long ok = n_connected;
     long rss1 = bench_rss_kib();
-    if (!why && ok < A.conns) why = "timeout";
-    char reason[128];
-    if (why) {
-        snprintf(reason, sizeof reason, "%s(nofile=%ld)", why, limit);
-        for (char *p = reason; *p; p++)
-            if (*p == ' ') *p = '_';
-    }
-    bench_report_conns(&A, "libmosquitto", A.conns, ok, t1 - t0, rss0, rss1, why ? reason : NULL);
+    bench_report_conns(&A, "libmosquitto", ok, t1 - t0, rss0, rss1, why, limit);
     for (long i = 0; i < opened; i++) conn_close(&cs[i]);
     free(cs);
     return 0;

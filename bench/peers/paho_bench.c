@@ -328,14 +328,7 @@ static int run_conns(double deadline) {
     long rss1 = bench_rss_kib();
     long ok = atomic_load(&n_connected);
     if (!why && atomic_load(&n_failed)) why = atomic_load(&failure);
-    if (!why && ok < A.conns) why = "timeout";
-    char reason[128];
-    if (why) {
-        snprintf(reason, sizeof reason, "%s(nofile=%ld)", why, limit);
-        for (char *p = reason; *p; p++)
-            if (*p == ' ') *p = '_';
-    }
-    bench_report_conns(&A, "paho", A.conns, ok, secs, rss0, rss1, why ? reason : NULL);
+    bench_report_conns(&A, "paho", ok, secs, rss0, rss1, why, limit);
     for (long i = 0; i < w.opened; i++) MQTTAsync_destroy(&cs[i].c);  /* closes, no DISCONNECT */
     free(cs);
     return 0;

@@ -17,7 +17,6 @@
  * the first sample plus 32 MiB). QoS 1 may arrive more than once; QoS 2
  * duplicates are counted (mosquitto 2.0.11 redelivers some across a
  * restart, see tests/integration/fault_test.c). Exit code 0 on PASS. */
-#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -29,6 +28,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "live_alloc.h"
 #include "proxy.h"
 
 #define RATE_PER_CLIENT 10           /* messages per second */
@@ -67,17 +67,6 @@ static long rss_kib(void) {
     if (fscanf(f, "%ld %ld", &size, &res) != 2) res = -1;
     fclose(f);
     return res < 0 ? -1 : res * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
-static int count_fds(void) {
-    DIR *d = opendir("/proc/self/fd");
-    if (!d) return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.') n++;
-    closedir(d);
-    return n - 1;
 }
 
 static uint32_t rnd(uint32_t *s) {
@@ -210,7 +199,7 @@ int main(int argc, char **argv) {
     }
     g_cap = (uint32_t)(minutes * 60.0 * RATE_PER_CLIENT) + 1000;
     setvbuf(stdout, NULL, _IOLBF, 0);
-    int fds_start = count_fds();
+    int fds_start = tt_open_fds();
 
     tt_broker_opts bo = { .persistence = true, .max_queued_messages = TT_BROKER_UNLIMITED, .tcp_nodelay = true };
     tt_broker b;
@@ -290,7 +279,7 @@ int main(int argc, char **argv) {
             printf("[%5.0f s] rss %6ld KiB  fds %4d  published %8lu  acked %8lu  failed %lu  received %8lu "
                    "(distinct %8lu, dups QoS 1 %lu, QoS 2 %lu)  connects %u  faults: %d cuts, %d mid-packet, "
                    "%d stalls, %d delays, %d restarts\n",
-                   t - t0, rss_last, count_fds(), atomic_load(&g_published), atomic_load(&g_acked),
+                   t - t0, rss_last, tt_open_fds(), atomic_load(&g_published), atomic_load(&g_acked),
                    atomic_load(&g_failed), atomic_load(&g_arrivals), atomic_load(&g_distinct),
                    atomic_load(&g_dups1), atomic_load(&g_dups2), atomic_load(&g_connects), cuts, mids,
                    stalls, delays, restarts);
@@ -329,7 +318,7 @@ int main(int argc, char **argv) {
     tt_runtime_free(rt);
     tt_proxy_free(px);
     tt_broker_free(&b);
-    int fds_end = count_fds();
+    int fds_end = tt_open_fds();
 
     bool ok = true;
     printf("verdict:\n");

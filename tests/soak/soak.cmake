@@ -1,7 +1,8 @@
 # The soak run: built with the tests, never registered with ctest (it runs
 # for minutes). tools/run soak [minutes] builds and runs it.
 add_executable(tt_soak ${CMAKE_CURRENT_LIST_DIR}/soak.c
-  ${PROJECT_SOURCE_DIR}/tests/support/broker.c ${PROJECT_SOURCE_DIR}/tests/support/proxy.c)
+  ${PROJECT_SOURCE_DIR}/tests/support/broker.c ${PROJECT_SOURCE_DIR}/tests/support/proxy.c
+  ${PROJECT_SOURCE_DIR}/tests/support/live_alloc.c)
 foreach(lib IN LISTS TT_OBJECT_LIBS)
   target_sources(tt_soak PRIVATE $<TARGET_OBJECTS:${lib}>)
 endforeach()
