@@ -2,7 +2,10 @@
 #include "actors/runtime.h"
 
 #include <event2/event.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <tether/log.h>
 #include <time.h>
 #include <unistd.h>
@@ -194,6 +197,22 @@ void tti_runtime_loops_free(tti_loop_group *g) {
     tti_free(g);
 }
 
+/* Grow the descriptor table once, before the loop threads exist: a
+ * descriptor numbered n - 1, duplicated and closed again, leaves room for n.
+ * Best effort; a failure only means the table grows later. */
+static void reserve_fd_table(uint32_t n) {
+    struct rlimit rl;
+    if (n < 2 || getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+    rlim_t top = n;
+    if (rl.rlim_cur != RLIM_INFINITY && top > rl.rlim_cur) top = rl.rlim_cur;
+    if (top < 2 || top > INT32_MAX) return;
+    int tmp = eventfd(0, EFD_CLOEXEC);
+    if (tmp < 0) return;
+    int high = fcntl(tmp, F_DUPFD_CLOEXEC, (int)top - 1);
+    if (high >= 0) close(high);
+    close(tmp);
+}
+
 tt_err tt_runtime_new(tt_runtime **out, const tt_runtime_opts *user_opts) {
     if (!out) return TT_EINVAL;
     *out = NULL;
@@ -206,6 +225,7 @@ tt_err tt_runtime_new(tt_runtime **out, const tt_runtime_opts *user_opts) {
     }
     tt_err rc = (tt_err)tt_init();
     if (rc != TT_OK) return rc;
+    reserve_fd_table(o.reserve_fds);
 
     tti_runtime *rt = tti_calloc(1, sizeof *rt);
     if (!rt) return TT_ENOMEM;

@@ -372,6 +372,13 @@ static bool refill_due(const void *a) {
     return handshakes() <= atomic_load(&refill_at) || atomic_load(&n_failed);
 }
 
+/* conns: descriptors the connections need, with the open-file limit raised
+ * to match (one socket per connection, and a margin). */
+static long conns_fds(void) {
+    long want = A.conns + 200, limit = bench_raise_nofile(want);
+    return limit > 0 && limit < want ? limit : want;
+}
+
 static int run_conns(double deadline) {
     long limit = bench_raise_nofile(A.conns + 200);
     tconn *cs = calloc((size_t)A.conns, sizeof *cs);
@@ -438,6 +445,7 @@ static int run_conns_embedded(double deadline) {
     tt_runtime *ert = NULL;
     tt_runtime_opts ro = TT_OPTS_INIT(tt_runtime_opts);
     ro.base = base;
+    ro.reserve_fds = (uint32_t)conns_fds();
     if (!base || !cs || tt_runtime_new(&ert, &ro) != TT_OK) {
         free(cs);
         if (base) event_base_free(base);
@@ -488,12 +496,16 @@ int main(int argc, char **argv) {
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&cv, &ca);
-    tt_runtime_opts ro = TT_OPTS_INIT(tt_runtime_opts);
-    if (getenv("TT_BENCH_LOOPS")) ro.loop_threads = (uint32_t)atoi(getenv("TT_BENCH_LOOPS"));
-    tt_err err = tt_runtime_new(&rt, &ro);
-    if (err != TT_OK) {
-        fprintf(stderr, "mqtt_bench: runtime: %s\n", tt_strerror(err));
-        return 1;
+    /* The e* scenarios run on this thread alone: no threaded runtime. */
+    if (A.scenario[0] != 'e') {
+        tt_runtime_opts ro = TT_OPTS_INIT(tt_runtime_opts);
+        if (getenv("TT_BENCH_LOOPS")) ro.loop_threads = (uint32_t)atoi(getenv("TT_BENCH_LOOPS"));
+        if (!strcmp(A.scenario, "conns")) ro.reserve_fds = (uint32_t)conns_fds();
+        tt_err err = tt_runtime_new(&rt, &ro);
+        if (err != TT_OK) {
+            fprintf(stderr, "mqtt_bench: runtime: %s\n", tt_strerror(err));
+            return 1;
+        }
     }
     char *payload = malloc((size_t)A.payload);
     if (!payload) return 1;

@@ -397,6 +397,7 @@ int cmd_sim(int argc, char **argv) {
     signal(SIGTERM, on_sigint);
     tt_runtime_opts ro = TT_OPTS_INIT(tt_runtime_opts);
     ro.loop_threads = (uint32_t)loops;
+    ro.reserve_fds = o.consume_only ? 0 : o.devices + 64;  /* no table growth mid-ramp */
     tt_runtime *rt;
     tt_err e = tt_runtime_new(&rt, &ro);
     if (e != TT_OK) {

@@ -21,6 +21,7 @@
 #define TT_BENCH_COMMON_H
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -129,6 +130,20 @@ static inline long bench_rss_kib(void) {
         }
     fclose(f);
     return kib;
+}
+
+/* Size the descriptor table for n descriptors before the clock starts. In a
+ * process with more than one thread, Linux waits for an RCU grace period
+ * (several ms) each time the table doubles, which would otherwise land
+ * inside the timed phase of a threaded client (Paho; tether sizes it
+ * through tt_runtime_opts.reserve_fds). Harmless for a single thread. */
+static inline void bench_size_fd_table(long n) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && n > (long)rl.rlim_cur)
+        n = (long)rl.rlim_cur;
+    if (n < 2) return;
+    int fd = fcntl(2, F_DUPFD_CLOEXEC, (int)(n - 1));
+    if (fd >= 0) close(fd);
 }
 
 /* Raise the open-file limit to the hard limit (beyond it when privileged). */

@@ -252,6 +252,7 @@ static int run_rtt(const char *payload, int qos, double deadline) {
 
 static int run_conns(double deadline) {
     long limit = bench_raise_nofile(A.conns * 3 + 200);
+    bench_size_fd_table(A.conns * 3 + 200);
     mconn *cs = calloc((size_t)A.conns, sizeof *cs);
     if (!cs) return -1;
     memset(cs, 0, (size_t)A.conns * sizeof *cs);   /* count the array before rss0 */

@@ -297,6 +297,7 @@ static bool handshakes_below(const void *a) {
 
 static int run_conns(double deadline) {
     long limit = bench_raise_nofile(A.conns * 2 + 200);
+    bench_size_fd_table(A.conns * 2 + 200);
     pconn *cs = calloc((size_t)A.conns, sizeof *cs);
     if (!cs) return -1;
     memset(cs, 0, (size_t)A.conns * sizeof *cs);

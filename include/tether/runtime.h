@@ -29,6 +29,14 @@ typedef struct tt_runtime_opts {
     struct event_base *base;
     /* Default deadline for operations without their own, in ms; 0 = none. */
     uint32_t default_timeout_ms;
+    /* Size the process's descriptor table for this many descriptors now
+     * (capped at RLIMIT_NOFILE); 0 = leave it. Linux grows the table by
+     * doubling as descriptors are opened, and in a process with more than
+     * one thread each growth waits for an RCU grace period (several ms) on
+     * the thread that opened the descriptor: a loop opening thousands of
+     * connections stalls ten times or so. Set it to the connections
+     * expected. */
+    uint32_t reserve_fds;
 } tt_runtime_opts;
 
 /**

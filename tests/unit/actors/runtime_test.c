@@ -1,8 +1,11 @@
 /* Runtime lifecycle: shutdown with work pending, freeing from callbacks,
- * deadlines, and a runtime embedded in the caller's event_base. */
+ * deadlines, a runtime embedded in the caller's event_base, and the
+ * descriptor table sized up front. */
 #include <event2/event.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <sys/resource.h>
 #include <tether/tether.h>
 
 #include "tt_scale.h"
@@ -209,7 +212,49 @@ static void test_embedded_runtime(void) {
     event_base_free(base);
 }
 
+/* Slots in this process's descriptor table (FDSize in /proc/self/status). */
+static long fd_table_size(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    long n = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "FDSize: %ld", &n) == 1) break;
+    fclose(f);
+    return n;
+}
+
+static void test_reserve_fds(void) {
+    const long want = 4096;
+    struct rlimit rl;
+    TT_REQUIRE(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+    if (rl.rlim_max != RLIM_INFINITY && (long)rl.rlim_max < want) rl.rlim_max = (rlim_t)want;
+    rl.rlim_cur = (rlim_t)want;
+    TT_REQUIRE(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+    long before = fd_table_size();
+    TT_REQUIRE(before > 0 && before < want);   /* this process opened few */
+    /* Without the option the table stays as it is. */
+    tt_runtime *rt;
+    TT_REQUIRE(tt_runtime_new(&rt, NULL) == TT_OK);
+    TT_CHECK(fd_table_size() < want);
+    tt_runtime_free(rt);
+    /* With it, the table holds `want` before any connection is made. */
+    tt_runtime_opts o = TT_OPTS_INIT(tt_runtime_opts);
+    o.loop_threads = 1;
+    o.reserve_fds = (uint32_t)want;
+    TT_REQUIRE(tt_runtime_new(&rt, &o) == TT_OK);
+    long after = fd_table_size();
+    TT_CHECK_MSG(after >= want, "FDSize %ld, asked for %ld", after, want);
+    tt_runtime_free(rt);
+    /* Asking past the limit is capped at the limit, not an error. */
+    o.reserve_fds = (uint32_t)want * 4;
+    TT_REQUIRE(tt_runtime_new(&rt, &o) == TT_OK);
+    TT_CHECK(fd_table_size() < want * 4);
+    tt_runtime_free(rt);
+}
+
 TT_TEST_LIST = {
+    { "reserve_fds", test_reserve_fds },
     { "shutdown_with_futures_pending", test_shutdown_with_futures_pending },
     { "free_from_own_callbacks", test_free_from_own_callbacks },
     { "call_deadline", test_call_deadline },
