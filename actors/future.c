@@ -11,6 +11,7 @@
 
 #include "actors/core/alloc.h"
 #include "actors/core/log.h"
+#include "actors/runtime.h"
 
 #define FS_DONE      1u
 #define FS_THEN_LOCK 2u   /* a then() call owns the continuation slot */
@@ -272,8 +273,22 @@ tt_err tt_future_wait(tt_future *f, int32_t timeout_ms) {
     if (s & FS_DONE) return f->rc;
     if (timeout_ms == 0) return TT_ETIMEDOUT;
     if (tti_on_library_thread()) return TT_EDEADLK;
-    atomic_fetch_or_explicit(&f->state, FS_WAITERS, memory_order_acq_rel);
     int64_t end = timeout_ms < 0 ? INT64_MAX : now_ns() + (int64_t)timeout_ms * 1000000;
+    /* On the host thread of a wait_runs_base runtime, run its base until the
+     * future completes. Turns are bounded so that a completion from another
+     * thread (a cancel, another runtime's future) is seen within 100 ms, or
+     * 10 ms for a future that names no runtime. */
+    const tti_runtime *own = f->strand ? f->strand->loop->rt : NULL;
+    while (tti_hosting()) {
+        if (atomic_load_explicit(&f->state, memory_order_acquire) & FS_DONE) return f->rc;
+        int64_t left = end == INT64_MAX ? INT64_MAX : end - now_ns();
+        if (left <= 0) return TT_ETIMEDOUT;
+        int64_t cap = own ? 100000000 : 10000000;
+        int r = tti_host_turn(own, left < cap ? left : cap);
+        if (r < 0) return TT_EDEADLK;
+        if (r == 0) break;
+    }
+    atomic_fetch_or_explicit(&f->state, FS_WAITERS, memory_order_acq_rel);
     for (;;) {
         s = atomic_load_explicit(&f->state, memory_order_acquire);
         if (s & FS_DONE) return f->rc;

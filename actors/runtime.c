@@ -213,6 +213,29 @@ static void reserve_fd_table(uint32_t n) {
     close(tmp);
 }
 
+/* The wait_runs_base runtime this thread hosts, if any. */
+static _Thread_local tti_runtime *t_host;
+
+bool tti_hosting(void) { return t_host != NULL; }
+
+static void turn_over(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    (void)arg;
+}
+
+int tti_host_turn(const tti_runtime *want, int64_t max_ns) {
+    tti_runtime *rt = t_host;
+    if (!rt || (want && want != rt) || tti_on_library_thread()) return 0;
+    if (max_ns < 0) max_ns = 0;
+    struct timeval tv = { .tv_sec = (time_t)(max_ns / 1000000000),
+                          .tv_usec = (suseconds_t)(max_ns % 1000000000 / 1000) };
+    event_add(rt->turn_ev, &tv);     /* the turn ends by this time at the latest */
+    int r = event_base_loop(rt->io[0].base, EVLOOP_ONCE);
+    event_del(rt->turn_ev);
+    return r < 0 ? -1 : 1;
+}
+
 tt_err tt_runtime_new(tt_runtime **out, const tt_runtime_opts *user_opts) {
     if (!out) return TT_EINVAL;
     *out = NULL;
@@ -223,6 +246,8 @@ tt_err tt_runtime_new(tt_runtime **out, const tt_runtime_opts *user_opts) {
         memcpy(&o, user_opts, user_opts->size < sizeof o ? user_opts->size : sizeof o);
         o.size = sizeof o;
     }
+    bool drives = o.wait_runs_base && o.base;
+    if (drives && t_host) return TT_EINVAL;   /* one per host thread */
     tt_err rc = (tt_err)tt_init();
     if (rc != TT_OK) return rc;
     reserve_fd_table(o.reserve_fds);
@@ -248,16 +273,26 @@ tt_err tt_runtime_new(tt_runtime **out, const tt_runtime_opts *user_opts) {
     }
     if ((rc = make_loops(rt, &rt->io, rt->nio, o.base, "io")) != TT_OK) goto fail;
     if ((rc = make_loops(rt, &rt->pool, rt->npool, o.base, "pool")) != TT_OK) goto fail;
+    if (drives && !(rt->turn_ev = event_new(o.base, -1, 0, turn_over, NULL))) {
+        rc = TT_ENOMEM;
+        goto fail;
+    }
     rt->fallback = tti_strand_new(rt);
     if (!rt->fallback) {
         rc = TT_ENOMEM;
         goto fail;
+    }
+    if (drives) {
+        rt->drives = true;
+        rt->host = pthread_self();
+        t_host = rt;
     }
     TTI_LOG(DEBUG, "runtime", "started: %u loops, %u pool threads%s", rt->nio, rt->npool,
             rt->embedded ? " (embedded)" : "");
     *out = rt;
     return TT_OK;
 fail:
+    if (rt->turn_ev) event_free(rt->turn_ev);
     free_loops(rt->pool, rt->pool ? rt->npool : 0);
     free_loops(rt->io, rt->io ? rt->nio : 0);
     pthread_cond_destroy(&rt->cond);
@@ -270,6 +305,10 @@ void tt_runtime_free(tt_runtime *rt) {
     if (!rt) return;
     if (tti_on_library_thread()) {
         TTI_LOG(ERROR, "runtime", "tt_runtime_free called on a library thread; ignored");
+        return;
+    }
+    if (rt->drives && !pthread_equal(pthread_self(), rt->host)) {
+        TTI_LOG(ERROR, "runtime", "tt_runtime_free called off the host thread of a wait_runs_base runtime; ignored");
         return;
     }
     atomic_store_explicit(&rt->closing, true, memory_order_release);
@@ -312,6 +351,10 @@ void tt_runtime_free(tt_runtime *rt) {
     free_loops(rt->io, rt->nio);
     free_loops(rt->pool, rt->npool);
     tti_actor_release(rt->fallback);
+    if (rt->drives) {
+        event_free(rt->turn_ev);
+        t_host = NULL;
+    }
     pthread_cond_destroy(&rt->cond);
     pthread_mutex_destroy(&rt->lock);
     TTI_LOG(DEBUG, "runtime", "stopped");

@@ -53,7 +53,18 @@ struct tt_runtime {
     tti_member members;               /* list head */
     atomic_uint next_pick;
     tti_loop_group groups;            /* list head of extra loop groups */
+    bool drives;                      /* wait_runs_base: waits on `host` run the base */
+    pthread_t host;
+    struct event *turn_ev;            /* bounds one turn of a waiting host */
 };
+
+/* A wait on this thread: when it hosts a wait_runs_base runtime (`want`, or
+ * any when `want` is NULL), run one turn of its base for at most `max_ns`.
+ * 1: a turn ran; 0: nothing to run here (wait as usual); -1: the base is
+ * already running on this thread (waiting inside one of its callbacks). */
+int tti_host_turn(const tti_runtime *want, int64_t max_ns);
+/* Whether this thread hosts a wait_runs_base runtime. */
+bool tti_hosting(void);
 
 tti_loop *tti_runtime_pick_io(tti_runtime *rt);
 tti_loop *tti_runtime_pick_pool(tti_runtime *rt);

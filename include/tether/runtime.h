@@ -37,6 +37,15 @@ typedef struct tt_runtime_opts {
      * connections stalls ten times or so. Set it to the connections
      * expected. */
     uint32_t reserve_fds;
+    /* Embedded only: the thread that creates the runtime is its host, and
+     * there tt_future_wait() (on this runtime's futures) and tt_client_poll()
+     * run `base` themselves, one EVLOOP_ONCE turn at a time, until they
+     * return: a program on one thread can call and wait in sequence, and
+     * pull mode reads the socket on the caller's thread. The host must be
+     * the thread that runs the base, must not wait from inside the base's
+     * own callbacks (TT_EDEADLK), must free the runtime itself, and hosts
+     * one such runtime at a time (TT_EINVAL). */
+    bool wait_runs_base;
 } tt_runtime_opts;
 
 /**
@@ -53,7 +62,8 @@ TT_API tt_err tt_runtime_new(tt_runtime **out, const tt_runtime_opts *opts);
  * before this returns; then the threads are joined. Objects made on the
  * runtime must not be used afterwards.
  * Thread: any thread but the runtime's own (from a loop or pool thread it
- * returns without doing anything and logs an error). When embedded, the
+ * returns without doing anything and logs an error; likewise off the host
+ * thread of a wait_runs_base runtime). When embedded, the
  * host must not be running `base` on another thread concurrently, and this
  * call runs the base itself until the runtime's work has drained.
  */

@@ -782,6 +782,25 @@ tt_err tt_client_poll(tt_client *c, int32_t timeout_ms, tt_msg **out) {
     tti_pull *pl = c->pl;
     pthread_mutex_lock(&pl->lock);
     tt_err rc = TT_OK;
+    /* The host thread of a wait_runs_base runtime runs the base itself: the
+     * message is read and queued on this thread (turns of at most 100 ms, so
+     * a close from another thread is seen). */
+    const tti_runtime *own = c->actor.loop->rt;
+    while (!pl->head && !pl->closed && timeout_ms != 0 && tti_hosting()) {
+        pthread_mutex_unlock(&pl->lock);
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        int64_t left = timeout_ms < 0 ? 100000000
+                                      : (int64_t)(end.tv_sec - now.tv_sec) * 1000000000 + (end.tv_nsec - now.tv_nsec);
+        int r = left > 0 ? tti_host_turn(own, left < 100000000 ? left : 100000000) : 1;
+        pthread_mutex_lock(&pl->lock);
+        if (r < 0) rc = TT_EDEADLK;
+        if (r <= 0 || left <= 0) break;
+    }
+    if (rc != TT_OK) {
+        pthread_mutex_unlock(&pl->lock);
+        return rc;
+    }
     while (!pl->head) {
         if (pl->closed) {
             rc = TT_ECLOSED;

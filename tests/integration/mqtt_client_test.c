@@ -1,4 +1,5 @@
 /* The MQTT client against a real mosquitto on a free loopback port. */
+#include <event2/event.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <tether/tether.h>
@@ -693,6 +694,76 @@ static void test_pull_props_and_self_free(void) {
     tt_runtime_free(g_rt);
 }
 
+/* ---- One thread, as umqtt: waits and polls run the loop themselves ---------- */
+
+static void test_pull_one_thread(void) {
+    tt_broker b;
+    TT_REQUIRE(tt_broker_start(&b, NULL) == 0);
+    TT_REQUIRE(tt_init() == TT_OK);              /* before the base: libevent locking */
+    struct event_base *base = event_base_new();
+    TT_REQUIRE(base);
+    tt_runtime_opts ro = TT_OPTS_INIT(tt_runtime_opts);
+    ro.base = base;
+    ro.wait_runs_base = true;
+    TT_REQUIRE(tt_runtime_new(&g_rt, &ro) == TT_OK);
+    /* Nobody runs the base but the waits and polls below. */
+    tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
+    o.pull = true;
+    tt_client *c = connected(&b, &o);
+    TT_REQUIRE(c);
+    TT_CHECK_EQ_INT(subscribe1(c, "one/#", TT_QOS1, NULL), TT_OK);
+    tt_msg *m = NULL;
+    double t0 = tt_test_now_();
+    TT_CHECK_EQ_INT(tt_client_poll(c, 100, &m), TT_ETIMEDOUT);
+    TT_CHECK(tt_test_now_() - t0 >= 0.09);
+    for (int i = 0; i < 50; i++) {
+        char pl[16];
+        snprintf(pl, sizeof pl, "m%d", i);
+        TT_CHECK_EQ_INT(tt_wait_free(tt_client_pub(c, "one/x", pl, strlen(pl), (tt_qos)(i % 2), false)), TT_OK);
+        TT_CHECK_EQ_INT(tt_client_poll(c, TT_WAIT_MS, &m), TT_OK);
+        TT_REQUIRE(m);
+        size_t l;
+        const char *p = tt_msg_payload(m, &l);
+        TT_CHECK(l == strlen(pl) && !memcmp(p, pl, l));
+        tt_msg_unref(m);
+    }
+    /* A client on a threaded runtime: its futures are waited for as usual,
+     * and what it sends arrives at the polling thread. */
+    tt_runtime *rt2;
+    tt_runtime_opts ro2 = TT_OPTS_INIT(tt_runtime_opts);
+    ro2.loop_threads = 1;
+    TT_REQUIRE(tt_runtime_new(&rt2, &ro2) == TT_OK);
+    char url[64];
+    snprintf(url, sizeof url, "mqtt://127.0.0.1:%d", b.port);
+    tt_client_opts po = TT_OPTS_INIT(tt_client_opts);
+    po.url = url;
+    tt_client *pub = NULL;
+    TT_REQUIRE(tt_client_new(rt2, &po, &pub) == TT_OK);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_client_connect(pub)), TT_OK);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_client_pub(pub, "one/y", "from afar", 9, TT_QOS1, false)), TT_OK);
+    TT_CHECK_EQ_INT(tt_client_poll(c, TT_WAIT_MS, &m), TT_OK);
+    TT_REQUIRE(m);
+    size_t tl;
+    const char *t = tt_msg_topic(m, &tl);
+    TT_CHECK(tl == 5 && !memcmp(t, "one/y", 5));
+    tt_msg_unref(m);
+    tt_client_free(pub);
+    tt_runtime_free(rt2);
+    tt_future *f = tt_client_ping(c);
+    TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_OK);
+    TT_CHECK(tt_future_get_i64(f) > 0);
+    tt_future_free(f);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_client_disconnect(c)), TT_OK);
+    f = tt_client_close(c);
+    TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_OK);
+    tt_future_free(f);
+    TT_CHECK_EQ_INT(tt_client_poll(c, 50, &m), TT_ECLOSED);
+    tt_client_free(c);
+    tt_runtime_free(g_rt);
+    event_base_free(base);
+    tt_broker_free(&b);
+}
+
 /* ---- Nothing secret in the logs; memory stays within the bound -------------- */
 
 static char g_logbuf[1 << 20];
@@ -797,6 +868,7 @@ TT_TEST_LIST = {
     { "set_max_inflight", test_set_max_inflight },
     { "thousand_clients", test_thousand_clients },
     { "pull_props_and_self_free", test_pull_props_and_self_free },
+    { "pull_one_thread", test_pull_one_thread },
     { "no_secrets_in_logs", test_no_secrets_in_logs },
     { "memory_bound_with_broker_gone", test_memory_bound_with_broker_gone },
     { NULL, NULL },

@@ -212,6 +212,84 @@ static void test_embedded_runtime(void) {
     event_base_free(base);
 }
 
+/* A wait inside one of the base's own callbacks: the base cannot turn. */
+typedef struct nested {
+    tt_future *f;
+    tt_err rc;
+    double secs;
+} nested;
+
+static void wait_inside(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    nested *n = arg;
+    double t0 = tt_test_now_();
+    n->rc = tt_future_wait(n->f, 2000);
+    n->secs = tt_test_now_() - t0;
+}
+
+static void *free_elsewhere(void *arg) {
+    tt_runtime_free(arg);            /* refused: not the host thread */
+    return NULL;
+}
+
+static void test_embedded_wait_runs_base(void) {
+    TT_REQUIRE(tt_init() == TT_OK);
+    struct event_base *base = event_base_new();
+    TT_REQUIRE(base);
+    tt_runtime *rt;
+    tt_runtime_opts o = TT_OPTS_INIT(tt_runtime_opts);
+    o.base = base;
+    o.wait_runs_base = true;
+    TT_REQUIRE(tt_runtime_new(&rt, &o) == TT_OK);
+    /* One such runtime per host thread. */
+    tt_runtime *second = NULL;
+    TT_CHECK_EQ_INT(tt_runtime_new(&second, &o), TT_EINVAL);
+    tt_actor *a;
+    TT_REQUIRE(tt_actor_new(rt, &a) == TT_OK);
+    embed e = { .host = pthread_self() };
+    /* Call, then wait, with nobody running the loop: the wait runs it. */
+    for (int i = 0; i < 10; i++) {
+        tt_future *f = tt_actor_call(a, embed_work, &e, NULL);
+        TT_CHECK_EQ_INT(tt_future_wait(f, 2000), TT_OK);
+        tt_future_free(f);
+    }
+    TT_CHECK_EQ_INT(atomic_load(&e.on_host), 10);
+    /* A future that never completes still times out on time. */
+    atomic_store(&g_nheld, 0);
+    tt_future *f = tt_actor_call(a, hold, NULL, NULL);
+    double t0 = tt_test_now_();
+    TT_CHECK_EQ_INT(tt_future_wait(f, 150), TT_ETIMEDOUT);
+    double waited = tt_test_now_() - t0;
+    TT_CHECK_MSG(waited >= 0.14 && waited < 1.0, "waited %.3f s", waited);
+    /* Waiting inside the base's own callback cannot work: TT_EDEADLK at once. */
+    nested n = { .f = f, .rc = TT_OK };
+    struct event *ev = event_new(base, -1, 0, wait_inside, &n);
+    TT_REQUIRE(ev);
+    event_active(ev, EV_TIMEOUT, 0);
+    event_base_loop(base, EVLOOP_ONCE);
+    TT_CHECK_EQ_INT(n.rc, TT_EDEADLK);
+    TT_CHECK_MSG(n.secs < 0.5, "took %.3f s", n.secs);
+    event_free(ev);
+    /* Freeing off the host thread is refused; the runtime still works. */
+    pthread_t th;
+    TT_REQUIRE(pthread_create(&th, NULL, free_elsewhere, rt) == 0);
+    pthread_join(th, NULL);
+    tt_future *g = tt_actor_call(a, embed_work, &e, NULL);
+    TT_CHECK_EQ_INT(tt_future_wait(g, 2000), TT_OK);
+    tt_future_free(g);
+    tt_actor_free(a);
+    tt_runtime_free(rt);
+    TT_CHECK_EQ_INT(tt_future_result(f), TT_ECLOSED);    /* completed by the shutdown */
+    tt_future_free(f);
+    TT_CHECK_EQ_INT(atomic_load(&g_nheld), 1);
+    TT_CHECK(!tt_promise_complete(g_held[0], TT_OK, 0, NULL));   /* lost; releases it */
+    /* Freed: the thread may host another. */
+    TT_CHECK_EQ_INT(tt_runtime_new(&second, &o), TT_OK);
+    tt_runtime_free(second);
+    event_base_free(base);
+}
+
 /* Slots in this process's descriptor table (FDSize in /proc/self/status). */
 static long fd_table_size(void) {
     FILE *f = fopen("/proc/self/status", "r");
@@ -259,5 +337,6 @@ TT_TEST_LIST = {
     { "free_from_own_callbacks", test_free_from_own_callbacks },
     { "call_deadline", test_call_deadline },
     { "embedded_runtime", test_embedded_runtime },
+    { "embedded_wait_runs_base", test_embedded_wait_runs_base },
     { NULL, NULL },
 };
