@@ -13,7 +13,10 @@
  *     them: one thread does everything. The runtime is embedded in the
  *     bench thread's own libevent base, which the thread runs until the
  *     message is back (no loop or pool thread, no hand-off between threads);
- *   - econns opens connections the same way, on one thread. */
+ *   - econns opens connections the same way, on one thread;
+ *   - urtt0/urtt1 are the pull-mode round trips on one thread: the runtime
+ *     is embedded with wait_runs_base, so tt_client_poll() itself runs the
+ *     loop, as umqtt's wait_msg() reads the socket. */
 #include <event2/event.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -367,6 +370,66 @@ static int run_rtt_embedded(const char *payload, int qos, double deadline) {
     return n > 0 ? 0 : -1;
 }
 
+static tt_err wait_free(tt_future *f, int32_t ms) {
+    tt_err rc = tt_future_wait(f, ms);
+    tt_future_free(f);
+    return rc;
+}
+
+/* urtt0/urtt1: pull mode on one thread, the way umqtt's wait_msg() works:
+ * the runtime is embedded with wait_runs_base, so this thread's waits and
+ * polls run the loop themselves (no loop or pool thread). */
+static int run_rtt_one_thread(const char *payload, int qos, double deadline) {
+    struct event_base *base = event_base_new();
+    tt_runtime *ort = NULL;
+    tt_runtime_opts ro = TT_OPTS_INIT(tt_runtime_opts);
+    ro.base = base;
+    ro.wait_runs_base = true;
+    if (!base || tt_runtime_new(&ort, &ro) != TT_OK) {
+        if (base) event_base_free(base);
+        return -1;
+    }
+    char url[128], id[64];
+    snprintf(url, sizeof url, "mqtt://%s:%d", A.host, A.port);
+    snprintf(id, sizeof id, "tb-%ld-u", (long)getpid());
+    tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
+    o.url = url;
+    o.client_id = id;
+    o.keepalive_s = 60;
+    o.no_reconnect = true;
+    o.pull = true;
+    tt_client *c = NULL;
+    double *us = calloc((size_t)A.n, sizeof *us);
+    long n = 0;
+    tt_sub sb = { .filter = A.topic, .qos = (tt_qos)qos };
+    int32_t ms = (int32_t)((deadline - bench_now()) * 1000);
+    if (us && tt_client_new(ort, &o, &c) == TT_OK && wait_free(tt_client_connect(c), ms) == TT_OK &&
+        wait_free(tt_client_subscribe(c, &sb, 1, NULL), ms) == TT_OK) {
+        double stop = bench_now() + 20 < deadline ? bench_now() + 20 : deadline;
+        while (n < A.n && bench_now() < stop) {
+            double t = bench_now();
+            tt_future_free(tt_client_pub(c, A.topic, payload, (size_t)A.payload, (tt_qos)qos, false));
+            tt_msg *m = NULL;
+            tt_err rc = tt_client_poll(c, 2000, &m);
+            if (rc != TT_OK) {
+                atomic_store(&failure, tt_err_name(rc));
+                break;
+            }
+            us[n++] = (bench_now() - t) * 1e6;
+            tt_msg_unref(m);
+        }
+        bench_report_rtt(&A, "tether", us, n, bench_now() >= deadline);
+        (void)wait_free(tt_client_disconnect(c), 2000);
+    } else {
+        atomic_store(&failure, "one-thread client did not come up");
+    }
+    free(us);
+    tt_client_free(c);
+    tt_runtime_free(ort);
+    event_base_free(base);
+    return n > 0 ? 0 : -1;
+}
+
 static bool refill_due(const void *a) {
     (void)a;
     return handshakes() <= atomic_load(&refill_at) || atomic_load(&n_failed);
@@ -496,8 +559,10 @@ int main(int argc, char **argv) {
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&cv, &ca);
-    /* The e* scenarios run on this thread alone: no threaded runtime. */
-    if (A.scenario[0] != 'e') {
+    /* Before any base is made: libevent's locking. */
+    if (tt_init() != TT_OK) return 1;
+    /* The e* and u* scenarios run on this thread alone: no threaded runtime. */
+    if (A.scenario[0] != 'e' && A.scenario[0] != 'u') {
         tt_runtime_opts ro = TT_OPTS_INIT(tt_runtime_opts);
         if (getenv("TT_BENCH_LOOPS")) ro.loop_threads = (uint32_t)atoi(getenv("TT_BENCH_LOOPS"));
         if (!strcmp(A.scenario, "conns")) ro.reserve_fds = (uint32_t)conns_fds();
@@ -519,6 +584,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(A.scenario, "rtt1")) rc = run_rtt(payload, 1, deadline);
     else if (!strcmp(A.scenario, "ertt0")) rc = run_rtt_embedded(payload, 0, deadline);
     else if (!strcmp(A.scenario, "ertt1")) rc = run_rtt_embedded(payload, 1, deadline);
+    else if (!strcmp(A.scenario, "urtt0")) rc = run_rtt_one_thread(payload, 0, deadline);
+    else if (!strcmp(A.scenario, "urtt1")) rc = run_rtt_one_thread(payload, 1, deadline);
     else if (!strcmp(A.scenario, "econns")) rc = run_conns_embedded(deadline);
     else rc = run_conns(deadline);
     if (rc != 0) {

@@ -16,7 +16,8 @@
  *          with a backlog of 100, and a dropped SYN is retried a second later)
  * tether only: ertt0, ertt1 and econns are rtt0, rtt1 and conns with tether
  * embedded in the program's own loop, one thread doing everything, as the
- * libmosquitto program does. */
+ * libmosquitto program does; urtt0 and urtt1 are rtt0 and rtt1 in pull mode
+ * on one thread (tt_client_poll() runs the embedded loop). */
 #ifndef TT_BENCH_COMMON_H
 #define TT_BENCH_COMMON_H
 
@@ -89,8 +90,8 @@ static inline void bench_parse(bench_args *a, int argc, char **argv) {
     if (!a->scenario) bench_usage(argv[0]);
     const char *s = a->scenario;
     if (strcmp(s, "qos0") && strcmp(s, "qos1") && strcmp(s, "pub0") && strcmp(s, "rtt0") &&
-        strcmp(s, "rtt1") && strcmp(s, "ertt0") && strcmp(s, "ertt1") && strcmp(s, "conns") &&
-        strcmp(s, "econns"))
+        strcmp(s, "rtt1") && strcmp(s, "ertt0") && strcmp(s, "ertt1") && strcmp(s, "urtt0") &&
+        strcmp(s, "urtt1") && strcmp(s, "conns") && strcmp(s, "econns"))
         bench_usage(argv[0]);
     if (a->n < 0) {
         if (!strcmp(s, "qos0")) a->n = 1000000;
