@@ -39,7 +39,8 @@ static uint32_t rnd(uint32_t *s) {
 
 typedef struct events {
     pthread_mutex_t lock;
-    int connected, disconnected;
+    int connected, disconnected, reconnecting;
+    uint32_t max_retry_ms;           /* the longest delay TT_EV_RECONNECTING announced */
     tt_err last_err;
 } events;
 
@@ -51,6 +52,10 @@ static void on_ev(tt_client *c, const tt_client_event *ev, void *arg) {
     if (ev->kind == TT_EV_DISCONNECTED) {
         e->disconnected++;
         e->last_err = ev->err;
+    }
+    if (ev->kind == TT_EV_RECONNECTING) {
+        e->reconnecting++;
+        if (ev->retry_in_ms > e->max_retry_ms) e->max_retry_ms = ev->retry_in_ms;
     }
     pthread_mutex_unlock(&e->lock);
 }
@@ -601,6 +606,12 @@ static void test_reconnect_cycles(void) {
             (unsigned)c->next_pid);
     TT_CHECK_EQ_INT(failed_cycles, 0);
     TT_CHECK_EQ_INT(fds1, fds0);
+    /* Every cut was announced, with a delay within the configured backoff. */
+    pthread_mutex_lock(&ev.lock);
+    TT_CHECK_MSG(ev.disconnected >= cycles && ev.reconnecting >= cycles, "%d down, %d reconnecting, %d cycles",
+                 ev.disconnected, ev.reconnecting, cycles);
+    TT_CHECK_MSG(ev.max_retry_ms <= o.backoff_max_ms, "announced %u ms", (unsigned)ev.max_retry_ms);
+    pthread_mutex_unlock(&ev.lock);
     /* Nothing is in flight now: the packet-id table keeps no page, however
      * far the ids advanced, and everything else is back too. */
     TT_CHECK_EQ_INT(pages1, 0);

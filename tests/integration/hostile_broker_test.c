@@ -343,6 +343,43 @@ static void test_huge_declared_length(void) {
     rt_down();
 }
 
+/* A subscription the broker refuses (umqtt raises MQTTException on SUBACK
+ * 0x80): the future fails with TT_EREFUSED, the detail is the code, and the
+ * client stays connected. */
+static void test_suback_refused(void) {
+    rt_up();
+    static const uint8_t suback4[] = { 0x90, 0x03, 0x00, 0x00, 0x80 };
+    static const uint8_t suback5[] = { 0x90, 0x04, 0x00, 0x00, 0x00, 0x87 };
+    static const uint8_t pingresp[] = { 0xD0, 0x00 };
+    for (int v = 4; v <= 5; v++) {
+        tt_hostile_step s[] = {
+            TT_HOSTILE_EXPECT(1),
+            v == 5 ? (tt_hostile_step)TT_HOSTILE_SEND(connack5) : (tt_hostile_step)TT_HOSTILE_SEND(connack4),
+            TT_HOSTILE_EXPECT(8),
+            v == 5 ? (tt_hostile_step)TT_HOSTILE_SEND_PID(suback5, 2)
+                   : (tt_hostile_step)TT_HOSTILE_SEND_PID(suback4, 2),
+            TT_HOSTILE_EXPECT(12),
+            TT_HOSTILE_SEND(pingresp),
+            TT_HOSTILE_HOLD(),
+        };
+        rig r;
+        tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
+        o.version = (tt_mqtt_version)v;
+        o.no_reconnect = true;
+        TT_REQUIRE(rig_up(&r, s, NSTEPS(s), &o));
+        TT_CHECK_EQ_INT(tt_wait_free(tt_client_connect(r.c)), TT_OK);
+        tt_sub sub = { .filter = "not/mine", .qos = TT_QOS1 };
+        tt_future *f = tt_client_subscribe(r.c, &sub, 1, NULL);
+        TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_EREFUSED);
+        TT_CHECK_EQ_INT(tt_future_detail(f, NULL), v == 5 ? 0x87 : 0x80);
+        tt_future_free(f);
+        /* Still connected: a ping gets its answer. */
+        TT_CHECK_EQ_INT(tt_wait_free(tt_client_ping(r.c)), TT_OK);
+        rig_down(&r);
+    }
+    rt_down();
+}
+
 /* A SUBACK carrying two codes for one filter. */
 static void test_suback_wrong_count(void) {
     rt_up();
@@ -602,6 +639,7 @@ TT_TEST_LIST = {
     { "ack_for_unknown_id", test_ack_for_unknown_id },
     { "huge_declared_length", test_huge_declared_length },
     { "suback_wrong_count", test_suback_wrong_count },
+    { "suback_refused", test_suback_refused },
     { "connack_refused", test_connack_refused },
     { "silent_server", test_silent_server },
     { "closing_server", test_closing_server },
