@@ -319,6 +319,18 @@ static tt_err e_wait(eloop *e, tt_future *f, double deadline) {
     return rc;
 }
 
+/* Options of the one client of a one-thread round-trip scenario. */
+static tt_client_opts one_thread_opts(char *url, size_t ulen, char *id, size_t ilen, char tag) {
+    snprintf(url, ulen, "mqtt://%s:%d", A.host, A.port);
+    snprintf(id, ilen, "tb-%ld-%c", (long)getpid(), tag);
+    tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
+    o.url = url;
+    o.client_id = id;
+    o.keepalive_s = 60;
+    o.no_reconnect = true;
+    return o;
+}
+
 static int run_rtt_embedded(const char *payload, int qos, double deadline) {
     eloop e = { event_base_new(), 0 };
     if (!e.base) return -1;
@@ -330,13 +342,7 @@ static int run_rtt_embedded(const char *payload, int qos, double deadline) {
         return -1;
     }
     char url[128], id[64];
-    snprintf(url, sizeof url, "mqtt://%s:%d", A.host, A.port);
-    snprintf(id, sizeof id, "tb-%ld-e", (long)getpid());
-    tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
-    o.url = url;
-    o.client_id = id;
-    o.keepalive_s = 60;
-    o.no_reconnect = true;
+    tt_client_opts o = one_thread_opts(url, sizeof url, id, sizeof id, 'e');
     o.on_message = e_on_message;
     o.on_message_arg = &e;
     tt_client *c = NULL;
@@ -390,13 +396,7 @@ static int run_rtt_one_thread(const char *payload, int qos, double deadline) {
         return -1;
     }
     char url[128], id[64];
-    snprintf(url, sizeof url, "mqtt://%s:%d", A.host, A.port);
-    snprintf(id, sizeof id, "tb-%ld-u", (long)getpid());
-    tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
-    o.url = url;
-    o.client_id = id;
-    o.keepalive_s = 60;
-    o.no_reconnect = true;
+    tt_client_opts o = one_thread_opts(url, sizeof url, id, sizeof id, 'u');
     o.pull = true;
     tt_client *c = NULL;
     double *us = calloc((size_t)A.n, sizeof *us);

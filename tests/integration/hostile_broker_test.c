@@ -77,6 +77,14 @@ static bool rig_up(rig *r, const tt_hostile_step *steps, size_t n, tt_client_opt
     return rc == TT_OK;
 }
 
+/* rig_up with a client of MQTT version `v` (4 or 5) that does not reconnect. */
+static bool rig_up_v(rig *r, const tt_hostile_step *steps, size_t n, int v) {
+    tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
+    o.version = (tt_mqtt_version)v;
+    o.no_reconnect = true;
+    return rig_up(r, steps, n, &o);
+}
+
 static void rig_down(rig *r) {
     if (r->c) {
         tt_future *f = tt_client_close(r->c);
@@ -285,10 +293,7 @@ static void test_ack_for_unknown_id(void) {
             TT_HOSTILE_HOLD(),
         };
         rig r;
-        tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
-        o.version = (tt_mqtt_version)v;
-        o.no_reconnect = true;
-        TT_REQUIRE(rig_up(&r, s, NSTEPS(s), &o));
+        TT_REQUIRE(rig_up_v(&r, s, NSTEPS(s), v));
         tt_future *f = tt_client_connect(r.c);
         TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_OK);
         tt_future_free(f);
@@ -363,10 +368,7 @@ static void test_suback_refused(void) {
             TT_HOSTILE_HOLD(),
         };
         rig r;
-        tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
-        o.version = (tt_mqtt_version)v;
-        o.no_reconnect = true;
-        TT_REQUIRE(rig_up(&r, s, NSTEPS(s), &o));
+        TT_REQUIRE(rig_up_v(&r, s, NSTEPS(s), v));
         TT_CHECK_EQ_INT(tt_wait_free(tt_client_connect(r.c)), TT_OK);
         tt_sub sub = { .filter = "not/mine", .qos = TT_QOS1 };
         tt_future *f = tt_client_subscribe(r.c, &sub, 1, NULL);
@@ -395,10 +397,7 @@ static void test_suback_wrong_count(void) {
             TT_HOSTILE_HOLD(),
         };
         rig r;
-        tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
-        o.version = (tt_mqtt_version)v;
-        o.no_reconnect = true;
-        TT_REQUIRE(rig_up(&r, s, NSTEPS(s), &o));
+        TT_REQUIRE(rig_up_v(&r, s, NSTEPS(s), v));
         tt_future *f = tt_client_connect(r.c);
         TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_OK);
         tt_future_free(f);
