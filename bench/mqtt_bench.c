@@ -274,17 +274,18 @@ static int run_pub(const char *payload, int qos, double deadline) {
     return 0;
 }
 
-static int run_rtt(const char *payload, int qos, double deadline) {
-    tconn c;
-    if (open_ready(&c, 0, true, qos, deadline) != 0) return -1;
-    double *us = calloc((size_t)A.n, sizeof *us);
+/* Pull-mode round trips: publish, then take the message back with
+ * tt_client_poll(); at most A.n samples into `us`, for at most 20 s, while
+ * `up` (if given) says the connection is up. Returns the samples taken. */
+static long pull_round_trips(tt_client *c, const char *payload, int qos, double *us, double deadline,
+                             const atomic_int *up) {
     long n = 0;
     double stop = bench_now() + 20 < deadline ? bench_now() + 20 : deadline;
-    while (us && n < A.n && atomic_load(&c.state) == 1 && bench_now() < stop) {
+    while (n < A.n && (!up || atomic_load(up) == 1) && bench_now() < stop) {
         double t = bench_now();
-        tt_future_free(tt_client_pub(c.c, A.topic, payload, (size_t)A.payload, (tt_qos)qos, false));
+        tt_future_free(tt_client_pub(c, A.topic, payload, (size_t)A.payload, (tt_qos)qos, false));
         tt_msg *m = NULL;
-        tt_err rc = tt_client_poll(c.c, 2000, &m);
+        tt_err rc = tt_client_poll(c, 2000, &m);
         if (rc != TT_OK) {
             atomic_store(&failure, tt_err_name(rc));
             break;
@@ -292,6 +293,15 @@ static int run_rtt(const char *payload, int qos, double deadline) {
         us[n++] = (bench_now() - t) * 1e6;
         tt_msg_unref(m);
     }
+    return n;
+}
+
+static int run_rtt(const char *payload, int qos, double deadline) {
+    tconn c;
+    if (open_ready(&c, 0, true, qos, deadline) != 0) return -1;
+    double *us = calloc((size_t)A.n, sizeof *us);
+    long n = 0;
+    if (us) n = pull_round_trips(c.c, payload, qos, us, deadline, &c.state);
     bench_report_rtt(&A, "tether", us, n, bench_now() >= deadline);
     free(us);
     conn_free(&c);
@@ -405,19 +415,7 @@ static int run_rtt_one_thread(const char *payload, int qos, double deadline) {
     int32_t ms = (int32_t)((deadline - bench_now()) * 1000);
     if (us && tt_client_new(ort, &o, &c) == TT_OK && wait_free(tt_client_connect(c), ms) == TT_OK &&
         wait_free(tt_client_subscribe(c, &sb, 1, NULL), ms) == TT_OK) {
-        double stop = bench_now() + 20 < deadline ? bench_now() + 20 : deadline;
-        while (n < A.n && bench_now() < stop) {
-            double t = bench_now();
-            tt_future_free(tt_client_pub(c, A.topic, payload, (size_t)A.payload, (tt_qos)qos, false));
-            tt_msg *m = NULL;
-            tt_err rc = tt_client_poll(c, 2000, &m);
-            if (rc != TT_OK) {
-                atomic_store(&failure, tt_err_name(rc));
-                break;
-            }
-            us[n++] = (bench_now() - t) * 1e6;
-            tt_msg_unref(m);
-        }
+        n = pull_round_trips(c, payload, qos, us, deadline, NULL);
         bench_report_rtt(&A, "tether", us, n, bench_now() >= deadline);
         (void)wait_free(tt_client_disconnect(c), 2000);
     } else {
