@@ -386,6 +386,25 @@ static void fl_unlink(tt_client *c, tti_pubreq *p) {
     else c->fl_tail = prev;
 }
 
+/* The broker's CONNACK said (MQTT 5) it takes no publish of this QoS, or no
+ * retained one: fail it rather than break the protocol (the broker would drop
+ * the connection, and the message would come back on every reconnect). */
+static bool pub_allowed(tt_client *c, tti_pubreq *p) {
+    char why[120];
+    if (p->qos > c->max_qos) {
+        snprintf(why, sizeof why, "QoS %u exceeds the broker's Maximum QoS of %u", p->qos,
+                 (unsigned)c->max_qos);
+        pub_finish(c, p, TT_ENOTSUP, TTI_MQTT_RC_QOS_NOT_SUPPORTED, why);
+        return false;
+    }
+    if ((p->data[0] & 1) && !c->retain_ok) {
+        pub_finish(c, p, TT_ENOTSUP, TTI_MQTT_RC_RETAIN_NOT_SUPPORTED,
+                   "the broker does not support retained messages");
+        return false;
+    }
+    return true;
+}
+
 /* Send queued publishes while connected, the window allows and the socket
  * keeps up. */
 static void pump(tt_client *c) {
@@ -405,6 +424,7 @@ static void pump(tt_client *c) {
             pub_finish(c, p, TT_EINVAL, TTI_MQTT_RC_PACKET_TOO_LARGE, why);
             continue;
         }
+        if (!pub_allowed(c, p)) continue;
         if (!tti_promise_commit(tti_future_promise(p->r.f))) {
             /* cancelled or timed out while queued: never sent */
             if (p->sseq) tti_spool_del(c->rare->spool, p->sseq, p->len);
@@ -506,12 +526,32 @@ static int encode_subscribe(tt_client *c, tti_subreq *s, uint8_t *out, size_t ca
     return n;
 }
 
+/* The reason code a broker that said (MQTT 5 CONNACK) it has no wildcard or
+ * no shared subscriptions would answer this filter with; 0 if it takes it. */
+static int sub_unsupported(const tt_client *c, const char *f, size_t len) {
+    if (!c->shared_ok && len > 7 && !memcmp(f, "$share/", 7)) return TTI_MQTT_RC_SHARED_SUB_NOT_SUPPORTED;
+    if (!c->wildcard_ok && (memchr(f, '+', len) || memchr(f, '#', len)))
+        return TTI_MQTT_RC_WILDCARD_SUB_NOT_SUPPORTED;
+    return 0;
+}
+
 static void send_subreq(tt_client *c, tti_subreq *s) {
-    if (!s->internal && s->r.msg.type == TTI_REQ_SUBSCRIBE && s->ents[0].sub_id && !c->sub_ids_ok) {
-        for (size_t i = 0; i < s->n; i++) sub_remove(c, s->ents[i].filter, s->ents[i].filter_len);
-        finish(&s->r, TT_ENOTSUP, TTI_MQTT_RC_SUB_ID_NOT_SUPPORTED,
-               "the broker does not support subscription identifiers");
-        return;
+    if (!s->internal && s->r.msg.type == TTI_REQ_SUBSCRIBE) {
+        int rc = 0;
+        const char *why = NULL;
+        if (s->ents[0].sub_id && !c->sub_ids_ok) {
+            rc = TTI_MQTT_RC_SUB_ID_NOT_SUPPORTED;
+            why = "the broker does not support subscription identifiers";
+        }
+        for (size_t i = 0; i < s->n && !rc; i++) rc = sub_unsupported(c, s->ents[i].filter, s->ents[i].filter_len);
+        if (rc && !why)
+            why = rc == TTI_MQTT_RC_SHARED_SUB_NOT_SUPPORTED ? "the broker does not support shared subscriptions"
+                                                             : "the broker does not support wildcard subscriptions";
+        if (rc) {
+            for (size_t i = 0; i < s->n; i++) sub_remove(c, s->ents[i].filter, s->ents[i].filter_len);
+            finish(&s->r, TT_ENOTSUP, rc, why);
+            return;
+        }
     }
     s->pid = id_alloc(c, s);
     if (!s->pid) {
@@ -544,14 +584,20 @@ static void ctl_push(tt_client *c, tti_subreq *s) {
 #define TTI_MAX_RESENDS 8
 
 typedef struct resub_ctx {
+    const tt_client *c;
     tti_subent **all;
     size_t i;
 } resub_ctx;
 
 static void resub_collect(const char *filter, size_t len, void *value, void *arg) {
-    (void)filter;
-    (void)len;
     resub_ctx *rc = arg;
+    if (sub_unsupported(rc->c, filter, len)) {
+        /* Kept for a later broker that takes it; sending it would be a
+         * protocol error this broker drops the connection for. */
+        TTI_LOG(WARN, "session", "%s: not resubscribing to %.*s: the broker does not support it",
+                rc->c->client_id, (int)len, filter);
+        return;
+    }
     rc->all[rc->i++] = value;
 }
 
@@ -563,12 +609,13 @@ static int by_sub_id(const void *a, const void *b) {
 /* Internal SUBSCRIBEs whose futures nobody waits on: one per subscription
  * identifier (it belongs to the packet), one in all without identifiers. */
 static void resubscribe(tt_client *c, size_t n) {
-    resub_ctx rc = { tti_malloc(n * sizeof(tti_subent *)), 0 };
+    resub_ctx rc = { c, tti_malloc(n * sizeof(tti_subent *)), 0 };
     if (!rc.all) {
         TTI_LOG(ERROR, "session", "%s: out of memory resubscribing", c->client_id);
         return;
     }
     tti_trie_foreach(&c->subs, resub_collect, &rc);
+    n = rc.i;
     qsort(rc.all, n, sizeof *rc.all, by_sub_id);
     for (size_t lo = 0, hi; lo < n; lo = hi) {
         size_t strbytes = 0;
@@ -612,6 +659,15 @@ static void resume(tt_client *c, bool session_present) {
         if (++p->resends > TTI_MAX_RESENDS) {
             pub_done(c, p, TT_EPROTO, 0,
                      "the broker closed the connection each time this message was sent");
+            continue;
+        }
+        if (p->state == TTI_PUB_SENT && (p->qos > c->max_qos || ((p->data[0] & 1) && !c->retain_ok))) {
+            /* The broker now refuses what an earlier one took: pub_allowed()
+             * fails it with the reason once it is out of the inflight table. */
+            id_put(c, p->pid, NULL);
+            fl_unlink(c, p);
+            c->inflight--;
+            (void)pub_allowed(c, p);
             continue;
         }
         if (p->state == TTI_PUB_RELEASING) send_simple(c, TTI_MQTT_PUBREL, p->pid, 0);
@@ -882,6 +938,8 @@ static void on_connack(tt_client *c, const tti_mqtt_pkt *pkt) {
     c->server_max_packet = TTI_MQTT_MAX_PACKET;
     c->oa_max = 0;
     c->sub_ids_ok = c->version == TTI_MQTT_V5;
+    c->max_qos = 2;
+    c->retain_ok = c->wildcard_ok = c->shared_ok = true;
     st_add(&c->st_connects, 1);
     if (c->version == TTI_MQTT_V5) {
         const tti_mqtt_props *pr = &pkt->props;
@@ -894,6 +952,13 @@ static void on_connack(tt_client *c, const tti_mqtt_pkt *pkt) {
         if (pr->present & TTI_MQTT_PBIT(TTI_MQTT_PROP_TOPIC_ALIAS_MAX)) c->oa_max = pr->topic_alias_max;
         if (pr->present & TTI_MQTT_PBIT(TTI_MQTT_PROP_SUB_ID_AVAILABLE))
             c->sub_ids_ok = pr->sub_id_available != 0;
+        if (pr->present & TTI_MQTT_PBIT(TTI_MQTT_PROP_MAX_QOS)) c->max_qos = pr->max_qos ? 1 : 0;
+        if (pr->present & TTI_MQTT_PBIT(TTI_MQTT_PROP_RETAIN_AVAILABLE))
+            c->retain_ok = pr->retain_available != 0;
+        if (pr->present & TTI_MQTT_PBIT(TTI_MQTT_PROP_WILDCARD_SUB_AVAILABLE))
+            c->wildcard_ok = pr->wildcard_sub_available != 0;
+        if (pr->present & TTI_MQTT_PBIT(TTI_MQTT_PROP_SHARED_SUB_AVAILABLE))
+            c->shared_ok = pr->shared_sub_available != 0;
     }
     if (c->keepalive) tti_timer_arm(&c->timer, c->keepalive * 1000u / 8u);
     else tti_timer_cancel(&c->timer);

@@ -213,6 +213,12 @@ struct tt_client {
     bool sub_ids_ok;                  /* the broker accepts Subscription Identifiers */
     bool disc_sent;                   /* DISCONNECT written: nothing more on this connection */
     uint8_t state;                    /* ST_* (session.c) */
+    /* What the broker's CONNACK allows on this connection (MQTT 5; all
+     * allowed on 3.1.1): the spec forbids sending past them. */
+    uint8_t max_qos : 2;              /* Maximum QoS */
+    bool retain_ok : 1;               /* Retain Available */
+    bool wildcard_ok : 1;             /* Wildcard Subscription Available */
+    bool shared_ok : 1;               /* Shared Subscription Available */
     /* statistics: written by the loop only, read from any thread */
     _Atomic uint64_t st_bytes_out, st_bytes_in, st_pubs_out, st_msgs_in, st_connects, st_aliased;
     /* The strand that runs this client's callbacks, in the same block:

@@ -245,8 +245,11 @@ typedef struct tt_pub {
  *            reconnect until acknowledged.
  * Errors: TT_EINVAL (bad topic, QoS, or a property on 3.1.1), TT_EAGAIN (offline
  *         queue or call queue full), TT_EREFUSED (v5 PUBACK/PUBREC reason
- *         >= 0x80, in detail), TT_ECLOSED (client freed, or disconnected with
- *         reconnect off), TT_ETIMEDOUT, TT_ECANCELED.
+ *         >= 0x80, in detail), TT_ENOTSUP (the broker's v5 CONNACK allows no
+ *         such QoS, detail 0x9B, or no retained messages, 0x9A: checked when
+ *         the message is about to be sent, so the connection is kept),
+ *         TT_ECLOSED (client freed, or disconnected with reconnect off),
+ *         TT_ETIMEDOUT, TT_ECANCELED.
  */
 TT_API tt_future *tt_client_publish(tt_client *c, const tt_pub *msg, const tt_call_opts *opts);
 
@@ -275,8 +278,11 @@ typedef struct tt_sub {
  * Completes: on SUBACK; tt_future_get_suback() gives one code per filter
  *            (granted QoS, or >= 0x80 for a refusal).
  * Errors: TT_EINVAL (empty list, bad filter, an MQTT 5 option on 3.1.1,
- *         different sub_id values in one call), TT_ENOTSUP (sub_id and a
- *         broker without Subscription Identifiers), TT_EREFUSED (every filter
+ *         different sub_id values in one call), TT_ENOTSUP (nothing sent: the
+ *         broker's v5 CONNACK said it has no Subscription Identifiers, detail
+ *         0xA1, no wildcard subscriptions, 0xA2, or no shared ones, 0x9E;
+ *         a resubscribe after reconnect skips such filters, with a warning
+ *         in the log, and keeps them for a later broker), TT_EREFUSED (every filter
  *         refused; detail is the first code), TT_ECLOSED, TT_ETIMEDOUT.
  */
 TT_API tt_future *tt_client_subscribe(tt_client *c, const tt_sub *subs, size_t n,

@@ -628,7 +628,53 @@ static void test_qos2_receive_rules(void) {
     rt_down();
 }
 
+/* A v5 broker without wildcard or shared subscriptions says so in CONNACK:
+ * such a subscribe fails with TT_ENOTSUP and the code the broker would use,
+ * nothing is sent for it (the script would answer a SUBSCRIBE), and a plain
+ * filter still goes. */
+static void test_connack_no_wildcards(void) {
+    rt_up();
+    static const uint8_t connack[] = { 0x20, 0x07, 0x00, 0x00, 0x04, 0x28, 0x00, 0x2A, 0x00 };
+    static const uint8_t suback[] = { 0x90, 0x04, 0x00, 0x00, 0x00, 0x01 };
+    tt_hostile_step s[] = {
+        TT_HOSTILE_EXPECT(1),
+        TT_HOSTILE_SEND(connack),
+        TT_HOSTILE_EXPECT(8),
+        TT_HOSTILE_SEND_PID(suback, 2),
+        TT_HOSTILE_HOLD(),
+    };
+    rig r;
+    TT_REQUIRE(rig_up_v(&r, s, NSTEPS(s), 5));
+    TT_CHECK_EQ_INT(tt_wait_free(tt_client_connect(r.c)), TT_OK);
+    static const struct { const char *filter; int code; } refused[] = {
+        { "a/+", 0xA2 }, { "a/#", 0xA2 }, { "$share/g/a", 0x9E }, { "$share/g/a/+", 0x9E },
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        tt_sub sub = { .filter = refused[i].filter, .qos = TT_QOS1 };
+        tt_future *f = tt_client_subscribe(r.c, &sub, 1, NULL);
+        const char *why = NULL;
+        TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_ENOTSUP);
+        TT_CHECK_MSG(tt_future_detail(f, &why) == refused[i].code, "%s: detail 0x%x (%s)",
+                     refused[i].filter, tt_future_detail(f, NULL), why ? why : "");
+        tt_future_free(f);
+    }
+    /* A list with one refused filter sends none of it. */
+    tt_sub two[2] = { { .filter = "ok/1", .qos = TT_QOS1 }, { .filter = "no/+", .qos = TT_QOS1 } };
+    TT_CHECK_EQ_INT(tt_wait_free(tt_client_subscribe(r.c, two, 2, NULL)), TT_ENOTSUP);
+    tt_sub plain = { .filter = "a/b", .qos = TT_QOS1 };
+    tt_future *f = tt_client_subscribe(r.c, &plain, 1, NULL);
+    TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_OK);
+    const uint8_t *codes = NULL;
+    size_t n = 0;
+    TT_CHECK(tt_future_get_suback(f, &codes, &n) == TT_OK && n == 1 && codes[0] == 1);
+    tt_future_free(f);
+    TT_CHECK_EQ_INT(disconnected(&r), 0);
+    rig_down(&r);
+    rt_down();
+}
+
 TT_TEST_LIST = {
+    { "connack_no_wildcards", test_connack_no_wildcards },
     { "wrong_lengths", test_wrong_lengths },
     { "five_byte_length", test_five_byte_length },
     { "invalid_utf8_topic", test_invalid_utf8_topic },

@@ -1,6 +1,7 @@
 /* MQTT 5 features that change what goes on the wire: outbound topic aliases,
- * subscription identifiers (also across a reconnect), and the client's
- * counters that show them. Against a real mosquitto on a free port. */
+ * subscription identifiers (also across a reconnect), the limits a broker's
+ * CONNACK sets, and the client's counters that show them. Against a real
+ * mosquitto on a free port. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <tether/tether.h>
@@ -293,9 +294,75 @@ static void test_free_in_callback_during_shutdown(void) {
     close(ls);
 }
 
+/* ---- What the broker's CONNACK allows -------------------------------------- */
+
+static void on_any(tt_client *c, const tt_msg *m, void *arg) {
+    (void)c;
+    (void)m;
+    atomic_fetch_add((atomic_int *)arg, 1);
+}
+
+/* A broker that takes QoS 1 at most and no retained messages says so in its
+ * CONNACK; a publish past either fails with TT_ENOTSUP and the reason code
+ * instead of costing the connection (the spec makes it a protocol error).
+ * One queued while the connection was being made fails the same way once
+ * the CONNACK is in. */
+static void test_broker_limits(void) {
+    rt_up();
+    tt_broker_opts bo = { .extra_conf = "retain_available false\n", .listener_conf = "max_qos 1\n" };
+    tt_broker b;
+    TT_REQUIRE(tt_broker_start(&b, &bo) == 0);
+    char url[64];
+    snprintf(url, sizeof url, "mqtt://127.0.0.1:%d", b.port);
+    tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
+    o.url = url;
+    o.version = TT_MQTT_5;
+    tt_client *c = NULL;
+    TT_REQUIRE(tt_client_new(g_rt, &o, &c) == TT_OK);
+    tt_future *cf = tt_client_connect(c);
+    tt_future *early = tt_client_pub(c, "lim/t", "q2", 2, TT_QOS2, false);   /* queued */
+    TT_REQUIRE(tt_wait_free(cf) == TT_OK);
+    TT_CHECK_EQ_INT(tt_future_wait(early, TT_WAIT_MS), TT_ENOTSUP);
+    TT_CHECK_EQ_INT(tt_future_detail(early, NULL), 0x9B);
+    tt_future_free(early);
+
+    atomic_int got = 0;
+    tt_client_opts so = TT_OPTS_INIT(tt_client_opts);
+    so.version = TT_MQTT_5;
+    tt_client *sub = connected(&b, &so);
+    TT_REQUIRE(sub);
+    tt_sub sf = { .filter = "lim/#", .qos = TT_QOS1, .handler = on_any, .arg = &got };
+    TT_REQUIRE(tt_wait_free(tt_client_subscribe(sub, &sf, 1, NULL)) == TT_OK);
+
+    tt_future *f = tt_client_pub(c, "lim/t", "q2", 2, TT_QOS2, false);
+    const char *why = NULL;
+    TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_ENOTSUP);
+    TT_CHECK_EQ_INT(tt_future_detail(f, &why), 0x9B);
+    TT_CHECK_MSG(why && strstr(why, "Maximum QoS of 1"), "reason: %s", why ? why : "(none)");
+    tt_future_free(f);
+    f = tt_client_pub(c, "lim/t", "r", 1, TT_QOS0, true);
+    TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_ENOTSUP);
+    TT_CHECK_EQ_INT(tt_future_detail(f, NULL), 0x9A);
+    tt_future_free(f);
+    /* What the broker allows still goes, on the same connection. */
+    TT_CHECK_EQ_INT(tt_wait_free(tt_client_pub(c, "lim/t", "q1", 2, TT_QOS1, false)), TT_OK);
+    for (int i = 0; i < TT_WAIT_MS / 10 && atomic_load(&got) < 1; i++) usleep(10000);
+    usleep(100000);
+    TT_CHECK_EQ_INT(atomic_load(&got), 1);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_client_ping(c)), TT_OK);
+    tt_client_stats st;
+    tt_client_stats_get(c, &st);
+    TT_CHECK_EQ_INT((int)st.connects, 1);
+    tt_client_free(sub);
+    tt_client_free(c);
+    tt_broker_free(&b);
+    tt_runtime_free(g_rt);
+}
+
 TT_TEST_LIST = {
     { "outbound_topic_aliases", test_outbound_topic_aliases },
     { "subscription_identifiers", test_subscription_identifiers },
     { "free_in_callback_during_shutdown", test_free_in_callback_during_shutdown },
+    { "broker_limits", test_broker_limits },
     { NULL, NULL },
 };

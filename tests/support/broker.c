@@ -365,6 +365,7 @@ static int write_conf(tt_broker *b, const tt_broker_opts *o, const char *passwd)
     if (o->extra_conf) fprintf(f, "%s\n", o->extra_conf);
 
     fprintf(f, "\nlistener %d 127.0.0.1\n", b->port);
+    if (o->listener_conf) fprintf(f, "%s\n", o->listener_conf);
     if (b->tls_port) {
         fprintf(f, "\nlistener %d 127.0.0.1\n", b->tls_port);
         fprintf(f, "certfile %s\nkeyfile %s\n", o->tls_cert, o->tls_key);

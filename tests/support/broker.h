@@ -61,6 +61,8 @@ typedef struct tt_broker_opts {
     bool tls_require_certificate;     /* clients must present a certificate signed by tls_ca */
     bool websockets;                  /* MQTT over WebSocket listener (b->ws_port) */
     const char *extra_conf;           /* appended verbatim (global options), may be NULL */
+    const char *listener_conf;        /* verbatim after the plain listener's line (options of
+                                         that listener: max_qos, ...), may be NULL */
 } tt_broker_opts;
 
 typedef struct tt_broker {
