@@ -76,8 +76,9 @@ static void window_drain(pub_window *w) {
 
 static void pub_help(FILE *out) {
     fputs("usage: tether pub [-h HOST] [-p PORT] -t TOPIC (-m MSG | -f FILE | -s | -l | -n)\n"
-          "                  [-q 0|1|2] [-r] [--repeat N] [--inflight W] [options]\n"
-          "message (exactly one):\n"
+          "                  [-q 0|1|2] [-r] [--repeat N] [--inflight W] [--queue-file F] [options]\n"
+          "       tether pub [-h HOST] [-p PORT] --queue-file F    (send what F holds)\n"
+          "message (exactly one, unless --queue-file alone):\n"
           "  -m MSG           this text\n"
           "  -f FILE          the whole file\n"
           "  -s               the whole of stdin as one message\n"
@@ -90,12 +91,15 @@ static void pub_help(FILE *out) {
           "  --repeat N       publish the message N times as fast as the window allows,\n"
           "                   then print: count, seconds, messages/s\n"
           "  --inflight W     most publishes outstanding at once (default 1000)\n"
+          "  --queue-file F   keep QoS 1/2 publishes in F until acknowledged: those a\n"
+          "                   failure or a crash left there go first on the next run\n"
           "  -D publish user-property K V   MQTT 5 user property (short form: -D K V);\n"
           "     also -D publish content-type|response-topic|correlation-data|\n"
           "                     message-expiry-interval|payload-format-indicator VALUE\n",
           out);
     cli_print_common_help(out);
     fputs("pub never reconnects: a lost connection is reported and ends the command.\n"
+          "pub waits until every publish is acknowledged (or failed) before it exits.\n"
           "exit: 0 ok, 1 connection or protocol failure, 2 bad arguments\n",
           out);
 }
@@ -109,6 +113,7 @@ typedef struct pub_args {
     bool retain;
     long repeat;                       /* 0 = not given */
     long inflight;
+    const char *queue_file;            /* --queue-file */
     tt_user_prop props[CLI_MAX_PROPS];
     size_t nprops;
     const char *content_type, *response_topic, *correlation;
@@ -189,12 +194,13 @@ static int parse_pub(pub_args *pa, int argc, char **argv) {
         else if (!strcmp(a, "-r")) pa->retain = true;
         else if (!strcmp(a, "-D")) e = parse_define(pa, argc, argv, &i);
         else if (!strcmp(a, "-t") || !strcmp(a, "-m") || !strcmp(a, "-f") || !strcmp(a, "-q") ||
-                 !strcmp(a, "--repeat") || !strcmp(a, "--inflight")) {
+                 !strcmp(a, "--repeat") || !strcmp(a, "--inflight") || !strcmp(a, "--queue-file")) {
             if (!v) return cli_usage_error(cc, "option %s needs a value", a);
             i++;
             if (!strcmp(a, "-t")) pa->topic = v;
             else if (!strcmp(a, "-m")) e = set_source(pa, SRC_MSG, v);
             else if (!strcmp(a, "-f")) e = set_source(pa, SRC_FILE, v);
+            else if (!strcmp(a, "--queue-file")) pa->queue_file = v;
             else if (!strcmp(a, "-q")) {
                 if (!cli_parse_long(v, 0, 2, &pa->qos)) return cli_usage_error(cc, "bad QoS '%s' (0, 1 or 2)", v);
             } else if (!strcmp(a, "--repeat")) {
@@ -208,10 +214,16 @@ static int parse_pub(pub_args *pa, int argc, char **argv) {
         }
         if (e) return e;
     }
-    if (!pa->topic || !*pa->topic) return cli_usage_error(cc, "a topic is needed (-t TOPIC)");
-    if (strpbrk(pa->topic, "+#"))
-        return cli_usage_error(cc, "a publish topic cannot hold the wildcards + or #");
-    if (pa->src == SRC_NONE) return cli_usage_error(cc, "a message is needed (-m, -f, -s, -l or -n)");
+    if (pa->queue_file && !*pa->queue_file) return cli_usage_error(cc, "--queue-file needs a path");
+    bool only_file = pa->queue_file && pa->src == SRC_NONE && !pa->topic;
+    if (!only_file) {
+        if (!pa->topic || !*pa->topic) return cli_usage_error(cc, "a topic is needed (-t TOPIC)");
+        if (strpbrk(pa->topic, "+#"))
+            return cli_usage_error(cc, "a publish topic cannot hold the wildcards + or #");
+        if (pa->src == SRC_NONE) return cli_usage_error(cc, "a message is needed (-m, -f, -s, -l or -n)");
+        if (pa->queue_file && pa->qos == 0)
+            return cli_usage_error(cc, "--queue-file keeps QoS 1 and 2 publishes: give -q 1 or -q 2");
+    }
     if (pa->repeat && pa->src == SRC_LINES) return cli_usage_error(cc, "--repeat does not go with -l");
     if (cli_check_common(cc, pa->any_pub_prop) != 0) return CLI_EXIT_USAGE;
     return CLI_EXIT_OK;
@@ -262,6 +274,7 @@ int cmd_pub(int argc, char **argv) {
     tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
     o.no_reconnect = true;             /* report failures instead of retrying */
     o.max_inflight = (uint16_t)pa.inflight;
+    o.offline_queue_file = pa.queue_file;
     tt_runtime *rt;
     tt_client *c;
     rc = cli_client_new(&pa.cc, &o, &rt, &c);
@@ -290,7 +303,9 @@ int cmd_pub(int argc, char **argv) {
     pub_window w;
     window_init(&w, pa.inflight);
     double t0 = cli_now();
-    if (pa.src == SRC_LINES) {
+    if (pa.src == SRC_NONE) {
+        /* --queue-file alone: only what the file held, queued at creation. */
+    } else if (pa.src == SRC_LINES) {
         (void)publish_lines(&w, c, &m);
     } else {
         long n = pa.repeat ? pa.repeat : 1;
@@ -298,16 +313,23 @@ int cmd_pub(int argc, char **argv) {
         }
     }
     window_drain(&w);
+    /* Publishes restored from the queue file have no future here: wait for
+     * every publish, theirs included. */
+    tt_future *fl = w.failed ? NULL : tt_client_flush(c);
+    if (fl) (void)tt_future_wait(fl, -1);
     double dt = cli_now() - t0;
 
     rc = CLI_EXIT_OK;
-    if (w.failed) {
-        cli_report("publish failed", w.first_fail);
+    if (w.failed || (fl && tt_future_result(fl) != TT_OK)) {
+        cli_report("publish failed", w.failed ? w.first_fail : fl);
+        if (pa.queue_file)
+            fprintf(stderr, "tether: the unacknowledged publishes stay in %s for the next run\n", pa.queue_file);
         rc = CLI_EXIT_FAIL;
     } else if (pa.repeat) {
         printf("%ld messages in %.3f s: %.0f msgs/s\n", w.done, dt, dt > 0 ? (double)w.done / dt : 0.0);
         fflush(stdout);
     }
+    if (fl) tt_future_free(fl);
     cli_shutdown(rt, c, true);
     window_fini(&w);
     free(data);

@@ -135,8 +135,11 @@ static void finish(tti_req *r, tt_err rc, int detail, const char *reason) {
 
 /* A publish is over: out of the queue file too, unless it fails only because
  * the client or its connection went away (then a restart sends it). */
+static void flush_note_failure(tt_client *c, tt_err rc, const char *reason);
+
 static void pub_finish(tt_client *c, tti_pubreq *p, tt_err rc, int detail, const char *reason) {
     if (p->sseq && !c->rare->sp_keep) tti_spool_del(c->rare->spool, p->sseq, p->len);
+    if (rc != TT_OK && c->ping_head) flush_note_failure(c, rc, reason);
     finish(&p->r, rc, detail, reason);
 }
 
@@ -405,10 +408,49 @@ static bool pub_allowed(tt_client *c, tti_pubreq *p) {
     return true;
 }
 
+/* A publish failed while flushes wait: each counts it. */
+static void flush_note_failure(tt_client *c, tt_err rc, const char *reason) {
+    for (tti_req *r = c->ping_head; r; r = r->next) {
+        if (r->msg.type != TTI_REQ_FLUSH) continue;
+        tti_flushreq *q = (tti_flushreq *)(void *)r;
+        if (q->failed++ == 0) {
+            q->first_err = rc;
+            snprintf(q->first_why, sizeof q->first_why, "%s", reason ? reason : tt_strerror(rc));
+        }
+    }
+}
+
+/* Flushes complete once nothing is queued or in flight: with the first
+ * failure seen meanwhile, if any. */
+static void flush_check(tt_client *c) {
+    if (c->q_head || c->fl_head) return;
+    for (tti_req **pp = &c->ping_head; *pp;) {
+        tti_req *r = *pp;
+        if (r->msg.type != TTI_REQ_FLUSH) {
+            pp = &r->next;
+            continue;
+        }
+        *pp = r->next;
+        tti_flushreq *q = (tti_flushreq *)(void *)r;
+        if (!q->failed)
+            finish(r, TT_OK, 0, NULL);
+        else
+            (void)tt_promise_complete(tti_future_promise(r->f), q->first_err, (int)q->failed,
+                                      "%u publish%s failed; the first: %s", q->failed,
+                                      q->failed == 1 ? "" : "es", q->first_why);
+    }
+}
+
+static void pump_up(tt_client *c);
+
 /* Send queued publishes while connected, the window allows and the socket
- * keeps up. */
+ * keeps up; then complete the flushes that are due. */
 static void pump(tt_client *c) {
-    if (c->state != ST_UP || c->disc_sent) return;
+    if (c->state == ST_UP && !c->disc_sent) pump_up(c);
+    if (c->ping_head) flush_check(c);
+}
+
+static void pump_up(tt_client *c) {
     /* Writes land in the loop's shared buffer; the socket's backlog is looked
      * at every 8 KiB. */
     bool congested = tti_transport_congested(c->tr);
@@ -1072,9 +1114,11 @@ static void on_packet(tt_client *c, const tti_mqtt_pkt *pkt) {
         return;
     case TTI_MQTT_PINGRESP:
         c->ping_out = false;
-        if (c->ping_head) {
-            tti_req *r = c->ping_head;
-            c->ping_head = r->next;
+        tti_req **pp = &c->ping_head;
+        while (*pp && (*pp)->msg.type != TTI_REQ_PING) pp = &(*pp)->next;
+        if (*pp) {
+            tti_req *r = *pp;
+            *pp = r->next;
             tt_promise_set_value(tti_future_promise(r->f), NULL, NULL,
                                  (int64_t)(mono_us() - c->ping_sent_us));
             finish(r, TT_OK, 0, NULL);
@@ -1200,15 +1244,26 @@ static void fail_queue(tt_client *c, tt_err err, const char *why) {
         finish(&s->r, err, 0, why);
     }
     c->ctl_tail = NULL;
+    if (c->ping_head) flush_check(c);  /* every publish is over, failed */
 }
 
-/* Fail what waits on a connection that is gone: pings, and sent (un)subscribes. */
-static void fail_transient(tt_client *c, tt_err err, const char *why) {
-    while (c->ping_head) {
-        tti_req *r = c->ping_head;
-        c->ping_head = r->next;
-        finish(r, err, 0, why);
+/* Fail pings (and with `flushes`, flushes) waiting in ping_head. */
+static void fail_waiters(tt_client *c, tt_err err, const char *why, bool flushes) {
+    for (tti_req **pp = &c->ping_head; *pp;) {
+        tti_req *r = *pp;
+        if (r->msg.type == TTI_REQ_PING || flushes) {
+            *pp = r->next;
+            finish(r, err, 0, why);
+        } else {
+            pp = &r->next;
+        }
     }
+}
+
+/* Fail what waits on a connection that is gone: pings, and sent
+ * (un)subscribes. Flushes wait on the publishes, which may outlive it. */
+static void fail_transient(tt_client *c, tt_err err, const char *why) {
+    fail_waiters(c, err, why, false);
     for (int pg = 0; pg < 256; pg++) {
         for (int i = 0; i < 256 && c->ids && c->ids[pg]; i++) {
             uint16_t id = (uint16_t)(pg << 8 | i);
@@ -1453,6 +1508,14 @@ static void handle_window(tt_client *c, tti_winreq *w) {
     finish(&w->r, TT_OK, 0, NULL);
 }
 
+static void handle_flush(tt_client *c, tti_req *r) {
+    r->next = NULL;
+    tti_req **end = &c->ping_head;
+    while (*end) end = &(*end)->next;
+    *end = r;
+    flush_check(c);
+}
+
 static void handle_ping(tt_client *c, tti_req *r) {
     if (c->state != ST_UP) {
         finish(r, TT_ECLOSED, 0, "not connected");
@@ -1482,6 +1545,7 @@ void tti_session_dispatch(tt_client *c, tti_msg *m) {
     case TTI_REQ_UNSUBSCRIBE: handle_sub(c, (tti_subreq *)(void *)r); break;
     case TTI_REQ_PING: handle_ping(c, r); break;
     case TTI_REQ_WINDOW: handle_window(c, (tti_winreq *)(void *)r); break;
+    case TTI_REQ_FLUSH: handle_flush(c, r); break;
     default: finish(r, TT_EINVAL, 0, "unknown request"); break;
     }
 }
@@ -1512,6 +1576,7 @@ void tti_session_stopped(tt_client *c) {
         c->disconnect_f = NULL;
     }
     c->reconnect = false;
+    fail_waiters(c, TT_ECLOSED, "client closed", true);
     fail_transient(c, TT_ECLOSED, "client closed");
     fail_queue(c, TT_ECLOSED, "client closed");
     if (c->rare) {

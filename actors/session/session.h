@@ -29,6 +29,7 @@ enum {
     TTI_REQ_PING,
     TTI_REQ_CLOSE,
     TTI_REQ_WINDOW,
+    TTI_REQ_FLUSH,
 };
 
 /* A request from the API; lives in its future's extra space (one allocation). */
@@ -59,6 +60,14 @@ typedef struct tti_winreq {
     tti_req r;
     uint16_t n;
 } tti_winreq;
+
+/* tt_client_flush(): waits in ping_head; counts publishes failing meanwhile. */
+typedef struct tti_flushreq {
+    tti_req r;
+    uint32_t failed;
+    tt_err first_err;
+    char first_why[160];
+} tti_flushreq;
 
 /* One subscription entry as the session keeps it. */
 typedef struct tti_subent {
@@ -194,7 +203,8 @@ struct tt_client {
     tti_pubreq *fl_head, *fl_tail;    /* sent, unacknowledged, in send order */
     void ***ids;                      /* packet id -> request: 256 pages of 256, lazily */
     tti_subreq *ctl_head, *ctl_tail;  /* (un)subscribes waiting for a connection */
-    tti_req *ping_head;               /* pings waiting for PINGRESP, in order */
+    tti_req *ping_head;               /* pings waiting for PINGRESP, in order, and flushes
+                                         waiting for the publishes to finish */
     uint64_t ping_sent_us;
     uint64_t last_tx_ms, last_rx_ms;
     uint8_t *qos2_rx;                 /* bitmap: inbound QoS 2 ids awaiting PUBREL */

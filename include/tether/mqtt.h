@@ -302,6 +302,20 @@ TT_API tt_future *tt_client_unsubscribe(tt_client *c, const char *const *filters
  */
 TT_API tt_future *tt_client_ping(tt_client *c);
 
+/**
+ * Wait for the publishes: completes once none is queued or in flight (each
+ * acknowledged, written for QoS 0, or failed), those restored from the queue
+ * file included, e.g. before a process exits. Publishes made meanwhile are
+ * waited for too. While disconnected it waits for the next connection (bound
+ * it with op_timeout_ms or tt_future_wait's timeout); a lost connection does
+ * not fail it unless the publishes fail.
+ * Completes: TT_OK if no publish failed while it waited; otherwise with the
+ *            first failure's error, the count of failures as detail, and a
+ *            reason naming both.
+ * Errors: TT_ECLOSED (client closed), TT_ETIMEDOUT (op_timeout_ms).
+ */
+TT_API tt_future *tt_client_flush(tt_client *c);
+
 /** The SUBACK codes of a completed subscribe future (borrowed). */
 TT_API tt_err tt_future_get_suback(const tt_future *f, const uint8_t **codes, size_t *n);
 

@@ -537,6 +537,16 @@ tt_future *tt_client_ping(tt_client *c) {
     return simple_req(c, TTI_REQ_PING, c ? (c->op_timeout_ms ? c->op_timeout_ms : 30000) : 0);
 }
 
+tt_future *tt_client_flush(tt_client *c) {
+    if (!c) return failed(NULL, TT_EINVAL, "no client");
+    tt_future *f = tti_future_new(&c->strand, sizeof(tti_flushreq));
+    if (!f) return tti_future_enomem();
+    tti_flushreq *q = tti_future_extra(f);
+    memset(q, 0, sizeof *q);
+    q->r.f = f;
+    return submit(c, &q->r, TTI_REQ_FLUSH, c->op_timeout_ms, false);
+}
+
 tt_future *tt_client_set_max_inflight(tt_client *c, uint16_t n) {
     if (!c) return failed(NULL, TT_EINVAL, "no client");
     if (n == 0) return failed(c, TT_EINVAL, "a window of 0 would send nothing");

@@ -1,7 +1,7 @@
 /* `tether pub` and `tether sub` against a private mosquitto, and against
  * mosquitto_pub / mosquitto_sub (Debian package mosquitto-clients): QoS 0, 1
  * and 2 both ways, stdin lines and --repeat, retained messages, wills, MQTT 5
- * user properties, persistent sessions, -W timeouts, and the one-line errors
+ * user properties, persistent sessions, -W timeouts, pub's queue file, and the one-line errors
  * (connection refused, bad password, refused subscription, bad arguments).
  * Every child process runs under a 10 s limit. Loopback only. */
 #include <arpa/inet.h>
@@ -566,6 +566,78 @@ static void test_tls_interop(void) {
     tt_certs_remove(&certs);
 }
 
+/* ---- pub --queue-file: what a killed pub left is sent by the next ------------------ */
+
+static bool wait_log(const tt_broker *b, const char *needle) {
+    for (int i = 0; i < CHILD_MS / 20; i++) {
+        if (strstr(slurp(b->log), needle)) return true;
+        usleep(20000);
+    }
+    fprintf(stderr, "  never in the broker's log: %s", needle);
+    return false;
+}
+
+static void test_pub_queue_file(void) {
+    char msub[256], out[300], err[300], fifo[300], qf[300], port[16];
+    TT_REQUIRE(client_prog("mosquitto_sub", msub, sizeof msub));
+    tt_broker b;
+    TT_REQUIRE(tt_broker_start(&b, NULL) == 0);
+    port_str(port, sizeof port, b.port);
+    scratch(qf, sizeof qf, "pub.queue");
+    scratch(fifo, sizeof fifo, "pub.fifo");
+    scratch(out, sizeof out, "qsub.out");
+    scratch(err, sizeof err, "qpub.err");
+    (void)unlink(qf);
+    (void)unlink(fifo);
+    TT_REQUIRE(mkfifo(fifo, 0600) == 0);
+    /* Every message arrives at least once; mosquitto_sub -W ends the count. */
+    const char *sub[] = { msub, "-h", "127.0.0.1", "-p", port, "-t", "cli/queue", "-q", "1",
+                          "-i", "qsub", "-W", "4", NULL };
+    pid_t spid = spawn(sub, NULL, out, NULL);
+    TT_REQUIRE(spid > 0);
+    TT_REQUIRE(wait_subscribed(&b, "qsub"));
+
+    /* A pub reading lines from a pipe, connected; then the broker stalls,
+     * three lines go in, and the pub is killed before any is acknowledged. */
+    int wfd = open(fifo, O_RDWR | O_CLOEXEC);       /* a writer first: opening for reading waits for one */
+    TT_REQUIRE(wfd >= 0);
+    const char *pub[] = { cli(), "pub", "-h", "127.0.0.1", "-p", port, "-t", "cli/queue", "-q", "1",
+                          "-l", "-i", "qpub", "--queue-file", qf, NULL };
+    pid_t ppid = spawn(pub, fifo, NULL, err);
+    TT_REQUIRE(ppid > 0);
+    TT_REQUIRE(wait_log(&b, "Sending CONNACK to qpub"));
+    TT_REQUIRE(tt_broker_pause(&b) == 0);
+    TT_REQUIRE(write(wfd, "q-one\nq-two\nq-three\n", 20) == 20);
+    struct stat st = { 0 };
+    for (int i = 0; i < 200 && (stat(qf, &st) != 0 || st.st_size < 60); i++) usleep(10000);
+    TT_CHECK_MSG(st.st_size >= 60, "queue file of %lld bytes", (long long)st.st_size);
+    kill(ppid, SIGKILL);
+    (void)tt_broker_waitpid(ppid, CHILD_MS);
+    close(wfd);
+    TT_REQUIRE(tt_broker_resume(&b) == 0);
+
+    /* The next pub, with only the file, sends them and waits for their acks. */
+    const char *again[] = { cli(), "pub", "-h", "127.0.0.1", "-p", port, "--queue-file", qf, NULL };
+    TT_CHECK_EQ_INT(run(again, NULL, NULL, err), 0);
+    TT_CHECK_EQ_STR(slurp(err), "");
+    /* Nothing is left for a third. */
+    TT_CHECK_EQ_INT(run(again, NULL, NULL, err), 0);
+    (void)tt_broker_waitpid(spid, CHILD_MS);            /* -W: exits 27 after 4 s */
+    const char *got = slurp(out);
+    TT_CHECK_MSG(strstr(got, "q-one\n") && strstr(got, "q-two\n") && strstr(got, "q-three\n"), "got: %s", got);
+    TT_CHECK_MSG(count_lines(got) <= 6, "%d deliveries of 3 messages: %s", count_lines(got), got);
+    int before_third = count_lines(got);
+    TT_CHECK(before_third >= 3);
+
+    /* QoS 0 is never kept: asking for it with a file is an error. */
+    const char *q0[] = { cli(), "pub", "-p", port, "-t", "x", "-m", "x", "--queue-file", qf, NULL };
+    TT_CHECK_EQ_INT(run(q0, NULL, NULL, err), 2);
+    TT_CHECK(strstr(slurp(err), "-q 1") != NULL);
+    (void)unlink(fifo);
+    (void)unlink(qf);
+    tt_broker_free(&b);
+}
+
 static void test_cleanup(void) { cleanup_dir(); }
 
 TT_TEST_LIST = {
@@ -581,6 +653,7 @@ TT_TEST_LIST = {
     { "subscription_refused", test_subscription_refused },
     { "usage", test_usage },
     { "tls_interop", test_tls_interop },
+    { "pub_queue_file", test_pub_queue_file },
     { "cleanup", test_cleanup },
     { NULL, NULL },
 };

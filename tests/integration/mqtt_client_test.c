@@ -856,6 +856,84 @@ static void test_memory_bound_with_broker_gone(void) {
     tt_runtime_free(g_rt);
 }
 
+/* ---- Flush: waiting for the publishes --------------------------------------------------- */
+
+/* tt_client_flush() completes when every publish is over: not while the
+ * broker holds their acknowledgements, not failed by a reconnect in between,
+ * and with the first failure when publishes fail. */
+static void test_flush(void) {
+    rt_up();
+    tt_broker b;
+    TT_REQUIRE(tt_broker_start(&b, NULL) == 0);
+    tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
+    o.backoff_min_ms = 20;
+    o.backoff_max_ms = 100;
+    tt_client *c = connected(&b, &o);
+    TT_REQUIRE(c);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_client_flush(c)), TT_OK);     /* nothing pending */
+
+    enum { N = 50 };
+    tt_future *fs[N];
+    uint64_t base = pubs_out(c);
+    TT_REQUIRE(tt_broker_pause(&b) == 0);
+    for (int i = 0; i < N; i++) fs[i] = tt_client_pub(c, "flush/t", "x", 1, i % 2 ? TT_QOS2 : TT_QOS1, false);
+    tt_future *fl = tt_client_flush(c);
+    TT_CHECK(wait_pubs_out(c, base + N));
+    usleep(100000);
+    TT_CHECK(!tt_future_done(fl));                              /* acknowledgements held */
+    /* The broker goes and comes back: the client reconnects and resends;
+     * the flush waits through it. */
+    TT_REQUIRE(tt_broker_kill(&b) == 0);
+    TT_REQUIRE(tt_broker_restart(&b) == 0);
+    TT_CHECK_EQ_INT(tt_future_wait(fl, TT_WAIT_MS), TT_OK);
+    for (int i = 0; i < N; i++) {
+        TT_CHECK(tt_future_done(fs[i]));                        /* all over before the flush */
+        TT_CHECK_EQ_INT(tt_future_result(fs[i]), TT_OK);
+        tt_future_free(fs[i]);
+    }
+    tt_future_free(fl);
+    tt_client_free(c);
+
+    /* Reconnect off: the publishes fail with the connection, so does the flush. */
+    tt_client_opts no = TT_OPTS_INIT(tt_client_opts);
+    no.no_reconnect = true;
+    c = connected(&b, &no);
+    TT_REQUIRE(c);
+    TT_REQUIRE(tt_broker_pause(&b) == 0);
+    for (int i = 0; i < 3; i++) fs[i] = tt_client_pub(c, "flush/t", "x", 1, TT_QOS1, false);
+    fl = tt_client_flush(c);
+    usleep(50000);
+    TT_REQUIRE(tt_broker_kill(&b) == 0);
+    const char *why = NULL;
+    tt_err rc = tt_future_wait(fl, TT_WAIT_MS);
+    TT_CHECK_MSG(rc == TT_ECONNRESET || rc == TT_ECLOSED, "flush: %s", tt_err_name(rc));
+    TT_CHECK_EQ_INT(tt_future_detail(fl, &why), 3);
+    TT_CHECK_MSG(why && strstr(why, "3 publishes failed"), "reason: %s", why ? why : "(none)");
+    tt_future_free(fl);
+    for (int i = 0; i < 3; i++) TT_CHECK(tt_wait_free(fs[i]) != TT_OK);
+
+    /* Closing the client fails a flush still waiting. */
+    tt_client_opts ro = TT_OPTS_INIT(tt_client_opts);
+    TT_REQUIRE(tt_broker_restart(&b) == 0);
+    tt_client *c2 = connected(&b, &ro);
+    TT_REQUIRE(c2);
+    TT_REQUIRE(tt_broker_pause(&b) == 0);
+    tt_future *p2 = tt_client_pub(c2, "flush/t", "x", 1, TT_QOS1, false);
+    fl = tt_client_flush(c2);
+    usleep(50000);
+    TT_CHECK(!tt_future_done(fl));
+    tt_future *cf = tt_client_close(c2);
+    TT_CHECK_EQ_INT(tt_future_wait(fl, TT_WAIT_MS), TT_ECLOSED);
+    TT_CHECK_EQ_INT(tt_wait_free(p2), TT_ECLOSED);
+    TT_CHECK_EQ_INT(tt_wait_free(cf), TT_OK);
+    tt_future_free(fl);
+    tt_client_free(c2);
+    tt_client_free(c);
+    TT_REQUIRE(tt_broker_resume(&b) == 0);
+    tt_broker_free(&b);
+    tt_runtime_free(g_rt);
+}
+
 TT_TEST_LIST = {
     { "pubsub_qos012", test_pubsub_qos012 },
     { "retained_and_will", test_retained_and_will },
@@ -871,5 +949,6 @@ TT_TEST_LIST = {
     { "pull_one_thread", test_pull_one_thread },
     { "no_secrets_in_logs", test_no_secrets_in_logs },
     { "memory_bound_with_broker_gone", test_memory_bound_with_broker_gone },
+    { "flush", test_flush },
     { NULL, NULL },
 };
