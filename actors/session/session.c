@@ -14,6 +14,7 @@
 #include "actors/pool.h"
 #include "actors/session/spool.h"
 #include "codecs/mqtt/mqtt_codec.h"
+#include "codecs/mqtt/mqtt_internal.h"
 
 enum { ST_IDLE = 0, ST_CONNECTING, ST_WAIT_CONNACK, ST_UP, ST_BACKOFF, ST_DEAD };
 
@@ -937,6 +938,185 @@ static void on_publish(tt_client *c, const tti_mqtt_pkt *pkt) {
     }
 }
 
+/* ---- Enhanced authentication (MQTT 5 AUTH) -------------------------------------- */
+
+static const char *const auth_stage_name[] = { "start", "challenge", "done" };
+
+/* One step through the handler; false, with `why`, if it refused. */
+static bool auth_call(tt_client *c, tt_auth_step *st, char *why, size_t n) {
+    tti_client_rare *r = c->rare;
+    st->method = r->auth_method;
+    st->reply = NULL;
+    st->reply_len = 0;
+    if (!r->on_auth) {
+        if (st->stage != TT_AUTH_CHALLENGE) return true;
+        snprintf(why, n, "the broker sent an authentication challenge and there is no on_auth handler");
+        return false;
+    }
+    tt_err e = r->on_auth(c, st, r->on_auth_arg);
+    if (e != TT_OK) {
+        snprintf(why, n, "on_auth refused the %s step: %s", auth_stage_name[st->stage], tt_strerror(e));
+        return false;
+    }
+    if (st->stage == TT_AUTH_DONE) st->reply_len = 0;
+    if (st->reply_len > 65535u || (st->reply_len && !st->reply)) {
+        snprintf(why, n, "on_auth gave a reply of %zu bytes without data or over 65535", st->reply_len);
+        return false;
+    }
+    return true;
+}
+
+static bool same_method(const tt_client *c, const tti_mqtt_props *pr) {
+    size_t n = strlen(c->rare->auth_method);
+    return pr->auth_method.len == n && !memcmp(pr->auth_method.ptr, c->rare->auth_method, n);
+}
+
+static void send_auth(tt_client *c, uint8_t reason, const void *data, size_t len) {
+    tti_mqtt_pkt pkt;
+    memset(&pkt, 0, sizeof pkt);
+    pkt.type = TTI_MQTT_AUTH;
+    pkt.reason = reason;
+    pkt.props.present = TTI_MQTT_PBIT(TTI_MQTT_PROP_AUTH_METHOD);
+    pkt.props.auth_method = (tti_mqtt_str){ c->rare->auth_method, strlen(c->rare->auth_method) };
+    if (len) {
+        pkt.props.present |= TTI_MQTT_PBIT(TTI_MQTT_PROP_AUTH_DATA);
+        pkt.props.auth_data = (tti_mqtt_bin){ data, len };
+    }
+    const char *why = NULL;
+    int n = tti_mqtt_encoded_len(&pkt, TTI_MQTT_V5, &why);
+    uint8_t small[256];
+    uint8_t *buf = n > 0 && (size_t)n <= sizeof small ? small : tti_malloc(n > 0 ? (size_t)n : 1);
+    if (n <= 0 || !buf || tti_mqtt_encode(&pkt, TTI_MQTT_V5, buf, (size_t)n, &why) != n) {
+        if (buf && buf != small) tti_free(buf);
+        lost(c, TT_EINTERNAL, 0, "cannot encode AUTH");
+        return;
+    }
+    out_bytes(c, buf, (size_t)n);
+    if (buf != small) tti_free(buf);
+    tti_transport_flush(c->tr);
+}
+
+/* This connection's CONNECT: the prepared one with an Authentication Data
+ * property put first in its property block. */
+static bool auth_connect_build(tt_client *c, const void *data, size_t dlen) {
+    const uint8_t *p = c->connect_pkt;
+    uint32_t rem, plen;
+    int a = tti_mqtt_vbi_get(p + 1, c->connect_len - 1, &rem);
+    size_t vh = 1u + (size_t)a + 10u;            /* "MQTT", level, flags, keep alive */
+    int b = a > 0 ? tti_mqtt_vbi_get(p + vh, c->connect_len - vh, &plen) : -1;
+    if (b <= 0) return false;
+    uint32_t nplen = plen + 3u + (uint32_t)dlen;
+    uint32_t nrem = rem - (uint32_t)b + (uint32_t)tti_mqtt_vbi_len(nplen) + 3u + (uint32_t)dlen;
+    size_t total = 1u + tti_mqtt_vbi_len(nrem) + nrem;
+    uint8_t *out = tti_malloc(total), *q = out;
+    if (!out) return false;
+    *q++ = p[0];
+    q = tti_mqtt_vbi_put(q, nrem);
+    memcpy(q, p + 1 + a, 10);
+    q = tti_mqtt_vbi_put(q + 10, nplen);
+    *q++ = TTI_MQTT_PROP_AUTH_DATA;
+    *q++ = (uint8_t)(dlen >> 8);
+    *q++ = (uint8_t)dlen;
+    memcpy(q, data, dlen);
+    q += dlen;
+    memcpy(q, p + vh + b, c->connect_len - vh - (size_t)b);
+    tti_free(c->rare->auth_connect);
+    c->rare->auth_connect = out;
+    c->rare->auth_connect_len = (uint32_t)total;
+    return true;
+}
+
+/* Before each connection: the handler's first data goes into CONNECT. */
+static bool auth_start_connect(tt_client *c) {
+    tti_free(c->rare->auth_connect);
+    c->rare->auth_connect = NULL;
+    tt_auth_step st = { .stage = TT_AUTH_START };
+    char why[200];
+    if (!auth_call(c, &st, why, sizeof why)) {
+        lost(c, TT_EAUTH, 0, why);
+        return false;
+    }
+    if (st.reply_len && !auth_connect_build(c, st.reply, st.reply_len)) {
+        lost(c, TT_ENOMEM, 0, "cannot build CONNECT with the authentication data");
+        return false;
+    }
+    return true;
+}
+
+static void reauth_finish(tt_client *c, tt_err rc, int detail, const char *why) {
+    tt_future *f = TTI_RARE(c, reauth_f);
+    if (!f) return;
+    c->rare->reauth_f = NULL;
+    (void)tt_promise_complete(tti_future_promise(f), rc, detail, why ? "%s" : NULL, why);
+}
+
+/* The handler refused a step: the exchange cannot go on, nor can the connection. */
+static void auth_refused(tt_client *c, const char *why) {
+    reauth_finish(c, TT_EAUTH, 0, why);
+    lost(c, TT_EAUTH, 0, why);
+}
+
+static void on_auth_pkt(tt_client *c, const tti_mqtt_pkt *pkt) {
+    if (!TTI_RARE(c, auth_method)) {
+        lost(c, TT_EPROTO, TTI_MQTT_RC_PROTOCOL_ERROR, "AUTH from the broker, and no authentication method was sent");
+        return;
+    }
+    const tti_mqtt_props *pr = &pkt->props;
+    if (!(pr->present & TTI_MQTT_PBIT(TTI_MQTT_PROP_AUTH_METHOD)) || !same_method(c, pr)) {
+        lost(c, TT_EPROTO, TTI_MQTT_RC_PROTOCOL_ERROR, "AUTH with another authentication method");
+        return;
+    }
+    bool reauth = c->state == ST_UP && c->rare->reauth_f;
+    tt_auth_step st = { .reauth = reauth };
+    if (pr->present & TTI_MQTT_PBIT(TTI_MQTT_PROP_AUTH_DATA)) {
+        st.data = pr->auth_data.ptr;
+        st.len = pr->auth_data.len;
+    }
+    char why[200];
+    if (pkt->reason == TTI_MQTT_RC_CONTINUE_AUTH && (c->state == ST_WAIT_CONNACK || reauth)) {
+        st.stage = TT_AUTH_CHALLENGE;
+        if (!auth_call(c, &st, why, sizeof why)) auth_refused(c, why);
+        else send_auth(c, TTI_MQTT_RC_CONTINUE_AUTH, st.reply, st.reply_len);
+    } else if (pkt->reason == TTI_MQTT_RC_SUCCESS && reauth) {
+        st.stage = TT_AUTH_DONE;
+        if (!auth_call(c, &st, why, sizeof why)) {
+            auth_refused(c, why);
+        } else {
+            TTI_LOG(DEBUG, "session", "%s: re-authenticated", c->client_id);
+            reauth_finish(c, TT_OK, 0, NULL);
+        }
+    } else {
+        snprintf(why, sizeof why, "AUTH (0x%02x) out of turn", pkt->reason);
+        lost(c, TT_EPROTO, TTI_MQTT_RC_PROTOCOL_ERROR, why);
+    }
+}
+
+static void handle_reauth(tt_client *c, tti_req *r) {
+    if (!TTI_RARE(c, auth_method)) {
+        finish(r, TT_EINVAL, 0, "no authentication method (tt_client_opts.auth_method)");
+        return;
+    }
+    if (c->state != ST_UP || c->disc_sent) {
+        finish(r, TT_ECLOSED, 0, "not connected");
+        return;
+    }
+    if (c->rare->reauth_f) {
+        if (!tt_future_done(c->rare->reauth_f)) {
+            finish(r, TT_EBUSY, 0, "a re-authentication is under way");
+            return;
+        }
+        reauth_finish(c, TT_ETIMEDOUT, 0, NULL);   /* its caller gave up; let it go */
+    }
+    tt_auth_step st = { .stage = TT_AUTH_START, .reauth = true };
+    char why[200];
+    if (!auth_call(c, &st, why, sizeof why)) {
+        finish(r, TT_EAUTH, 0, why);                /* nothing sent: the connection is fine */
+        return;
+    }
+    c->rare->reauth_f = r->f;
+    send_auth(c, TTI_MQTT_RC_REAUTHENTICATE, st.reply, st.reply_len);
+}
+
 static const char *reason_text(const tti_mqtt_pkt *pkt, char *buf, size_t n) {
     if (pkt->props.present & TTI_MQTT_PBIT(TTI_MQTT_PROP_REASON_STRING))
         snprintf(buf, n, "%s (0x%02x): %.*s", tti_mqtt_reason_str(pkt->reason), pkt->reason,
@@ -947,6 +1127,15 @@ static const char *reason_text(const tti_mqtt_pkt *pkt, char *buf, size_t n) {
 }
 
 static void on_connack(tt_client *c, const tti_mqtt_pkt *pkt) {
+    if (c->state == ST_UP && TTI_RARE(c, reauth_f) && pkt->reason >= 0x80) {
+        /* mosquitto 2.0 answers a refused re-authentication with a CONNACK,
+         * where the spec has a DISCONNECT: the same refusal either way. */
+        char why[200];
+        reason_text(pkt, why, sizeof why);
+        reauth_finish(c, TT_EAUTH, pkt->reason, why);
+        lost(c, TT_EAUTH, pkt->reason, why);
+        return;
+    }
     if (c->state != ST_WAIT_CONNACK) {
         lost(c, TT_EPROTO, 0, "CONNACK out of turn");
         return;
@@ -956,8 +1145,10 @@ static void on_connack(tt_client *c, const tti_mqtt_pkt *pkt) {
         tt_err e;
         int rc = pkt->reason;
         if (c->version == TTI_MQTT_V5) {
-            e = (rc == TTI_MQTT_RC_BAD_USERNAME_PASSWORD || rc == TTI_MQTT_RC_NOT_AUTHORIZED) ? TT_EAUTH
-                                                                                            : TT_EREFUSED;
+            e = (rc == TTI_MQTT_RC_BAD_USERNAME_PASSWORD || rc == TTI_MQTT_RC_NOT_AUTHORIZED ||
+                 rc == TTI_MQTT_RC_BAD_AUTH_METHOD)
+                    ? TT_EAUTH
+                    : TT_EREFUSED;
             reason_text(pkt, why, sizeof why);
         } else {
             e = (rc == TTI_MQTT_CONNACK_BAD_USERNAME_PASSWORD || rc == TTI_MQTT_CONNACK_NOT_AUTHORIZED)
@@ -969,6 +1160,22 @@ static void on_connack(tt_client *c, const tti_mqtt_pkt *pkt) {
         if (c->connect_f) c->want_up = false;
         lost(c, e, rc, why);
         return;
+    }
+    if (TTI_RARE(c, auth_method)) {
+        const tti_mqtt_props *pr = &pkt->props;
+        if ((pr->present & TTI_MQTT_PBIT(TTI_MQTT_PROP_AUTH_METHOD)) && !same_method(c, pr)) {
+            lost(c, TT_EPROTO, TTI_MQTT_RC_PROTOCOL_ERROR, "CONNACK with another authentication method");
+            return;
+        }
+        tt_auth_step st = { .stage = TT_AUTH_DONE };
+        if (pr->present & TTI_MQTT_PBIT(TTI_MQTT_PROP_AUTH_DATA)) {
+            st.data = pr->auth_data.ptr;
+            st.len = pr->auth_data.len;
+        }
+        if (!auth_call(c, &st, why, sizeof why)) {
+            lost(c, TT_EAUTH, 0, why);
+            return;
+        }
     }
     bool sp = pkt->u.connack.session_present;
     c->state = ST_UP;
@@ -1126,9 +1333,15 @@ static void on_packet(tt_client *c, const tti_mqtt_pkt *pkt) {
         return;
     case TTI_MQTT_DISCONNECT: {
         char why[200];
-        lost(c, TT_ECONNRESET, pkt->reason, reason_text(pkt, why, sizeof why));
+        reason_text(pkt, why, sizeof why);
+        if (pkt->reason == TTI_MQTT_RC_NOT_AUTHORIZED || pkt->reason == TTI_MQTT_RC_BAD_AUTH_METHOD)
+            reauth_finish(c, TT_EAUTH, pkt->reason, why);
+        lost(c, TT_ECONNRESET, pkt->reason, why);
         return;
     }
+    case TTI_MQTT_AUTH:
+        on_auth_pkt(c, pkt);
+        return;
     default:
         break;
     }
@@ -1187,7 +1400,13 @@ static size_t read_packets(tt_client *c, const uint8_t *data, size_t len, size_t
 static void tr_connected(void *ctx) {
     tt_client *c = ctx;
     c->state = ST_WAIT_CONNACK;
-    out_bytes(c, c->connect_pkt, c->connect_len);
+    if (TTI_RARE(c, auth_connect)) {
+        out_bytes(c, c->rare->auth_connect, c->rare->auth_connect_len);
+        tti_free(c->rare->auth_connect);
+        c->rare->auth_connect = NULL;
+    } else {
+        out_bytes(c, c->connect_pkt, c->connect_len);
+    }
     tti_transport_flush(c->tr);
 }
 
@@ -1224,6 +1443,7 @@ static void start_connect(tt_client *c) {
     }
     c->state = ST_CONNECTING;
     c->disc_sent = false;
+    if (r && r->auth_method && !auth_start_connect(c)) return;
     tti_timer_arm(&c->timer, c->connect_timeout_ms);
     tt_err rc = tti_transport_connect(c->actor.loop->base, &o, &tr_cbs, c, &c->tr);
     if (rc != TT_OK) {
@@ -1264,6 +1484,7 @@ static void fail_waiters(tt_client *c, tt_err err, const char *why, bool flushes
  * (un)subscribes. Flushes wait on the publishes, which may outlive it. */
 static void fail_transient(tt_client *c, tt_err err, const char *why) {
     fail_waiters(c, err, why, false);
+    reauth_finish(c, err, 0, why);
     for (int pg = 0; pg < 256; pg++) {
         for (int i = 0; i < 256 && c->ids && c->ids[pg]; i++) {
             uint16_t id = (uint16_t)(pg << 8 | i);
@@ -1546,6 +1767,7 @@ void tti_session_dispatch(tt_client *c, tti_msg *m) {
     case TTI_REQ_PING: handle_ping(c, r); break;
     case TTI_REQ_WINDOW: handle_window(c, (tti_winreq *)(void *)r); break;
     case TTI_REQ_FLUSH: handle_flush(c, r); break;
+    case TTI_REQ_REAUTH: handle_reauth(c, r); break;
     default: finish(r, TT_EINVAL, 0, "unknown request"); break;
     }
 }

@@ -30,6 +30,7 @@ enum {
     TTI_REQ_CLOSE,
     TTI_REQ_WINDOW,
     TTI_REQ_FLUSH,
+    TTI_REQ_REAUTH,
 };
 
 /* A request from the API; lives in its future's extra space (one allocation). */
@@ -147,6 +148,14 @@ typedef struct tti_client_rare {
     int proxy;                        /* tti_proxy_kind; 0: direct */
     uint16_t proxy_port;
     bool sp_keep;                     /* publishes failing now stay in the queue file */
+    /* MQTT 5 enhanced authentication (config, then loop state) */
+    char *auth_method;                /* NULL: none */
+    tt_auth_fn on_auth;
+    void *on_auth_arg;
+    uint8_t *auth_connect;            /* this connection's CONNECT with its Authentication
+                                         Data (tt_client.connect_pkt has none) */
+    uint32_t auth_connect_len;
+    tt_future *reauth_f;              /* a tt_client_reauth() under way */
 } tti_client_rare;
 
 #define TTI_RARE(c, f) ((c)->rare ? (c)->rare->f : 0)

@@ -99,6 +99,36 @@ typedef void (*tt_msg_fn)(tt_client *c, const tt_msg *m, void *arg);
 /** Handler for connection events (same thread rules as tt_msg_fn). */
 typedef void (*tt_event_fn)(tt_client *c, const tt_client_event *ev, void *arg);
 
+/** Where an MQTT 5 enhanced authentication exchange stands. */
+typedef enum tt_auth_stage {
+    TT_AUTH_START = 0,                 /* give the first data: for CONNECT (before every
+                                          connection attempt, reconnects too) or for
+                                          tt_client_reauth() */
+    TT_AUTH_CHALLENGE = 1,             /* the broker's AUTH (continue): give the answer */
+    TT_AUTH_DONE = 2                   /* the broker accepted (CONNACK or AUTH success): check
+                                          its final data, if the method has any */
+} tt_auth_stage;
+
+/** One step of the exchange. The handler reads `data` (borrowed for the
+ * call) and, at START and CHALLENGE, may point `reply` at bytes it owns;
+ * they are copied before the handler's next call. */
+typedef struct tt_auth_step {
+    tt_auth_stage stage;
+    bool reauth;                       /* part of a re-authentication */
+    const char *method;                /* the Authentication Method */
+    const void *data;                  /* the broker's Authentication Data; NULL if none */
+    size_t len;
+    const void *reply;                 /* set by the handler; NULL/0: no data */
+    size_t reply_len;                  /* at most 65535 */
+} tt_auth_step;
+
+/** Enhanced authentication handler (MQTT 5 AUTH: SCRAM, Kerberos, ...).
+ * Runs on the client's I/O loop thread, not the callback pool, because the
+ * answer goes out in line: compute and return, never block (a wait there
+ * fails with TT_EDEADLK). Anything but TT_OK ends the exchange: the
+ * connection is closed and the connect (or reauth) fails with TT_EAUTH. */
+typedef tt_err (*tt_auth_fn)(tt_client *c, tt_auth_step *step, void *arg);
+
 typedef struct tt_client_opts {
     uint32_t size;                     /* TT_OPTS_INIT(tt_client_opts) */
     /* Where: "mqtt://host[:port]" (1883), "mqtts://host[:port]" (8883, TLS),
@@ -172,6 +202,13 @@ typedef struct tt_client_opts {
      * the process, not a power loss. If it cannot be written, publishing goes on in memory and
      * the error is logged. NULL: memory only. */
     const char *offline_queue_file;
+    /* MQTT 5 enhanced authentication: the method named in CONNECT, and the
+     * handler that gives its data and answers the broker's challenges (may
+     * be NULL for a method without data). A broker without the method
+     * refuses with 0x8C: TT_EAUTH. TT_EINVAL on 3.1.1. */
+    const char *auth_method;
+    tt_auth_fn on_auth;
+    void *on_auth_arg;
 } tt_client_opts;
 
 #define TT_KEEPALIVE_OFF 0xFFFFu
@@ -193,7 +230,9 @@ TT_API tt_err tt_client_new(tt_runtime *rt, const tt_client_opts *opts, tt_clien
  * Errors:    TT_ECONNREFUSED (TCP refused), TT_ETLS (handshake or
  *            verification, reason says which), TT_EREFUSED / TT_EAUTH (CONNACK
  *            refused: detail is the 3.1.1 return code or v5 reason code,
- *            reason the broker's text), TT_ETIMEDOUT, TT_ENOTFOUND (DNS),
+ *            reason the broker's text; TT_EAUTH for bad credentials, not
+ *            authorized, a bad authentication method, or on_auth refusing),
+ *            TT_ETIMEDOUT, TT_ENOTFOUND (DNS),
  *            TT_EBUSY (already connected or connecting), TT_ECLOSED.
  */
 TT_API tt_future *tt_client_connect(tt_client *c);
@@ -315,6 +354,18 @@ TT_API tt_future *tt_client_ping(tt_client *c);
  * Errors: TT_ECLOSED (client closed), TT_ETIMEDOUT (op_timeout_ms).
  */
 TT_API tt_future *tt_client_flush(tt_client *c);
+
+/**
+ * Re-authenticate on the live connection (MQTT 5 AUTH 0x19) with the
+ * client's auth_method: on_auth gives the data (TT_AUTH_START, reauth set)
+ * and answers challenges; messages keep flowing meanwhile.
+ * Completes: on the broker's AUTH success, once on_auth accepted its data.
+ * Errors: TT_EINVAL (no auth_method), TT_ECLOSED (not connected), TT_EBUSY
+ *         (one already under way), TT_EAUTH (the broker refused: it closes
+ *         the connection, detail its reason code; or on_auth refused),
+ *         TT_ECONNRESET (the connection dropped first), TT_ETIMEDOUT.
+ */
+TT_API tt_future *tt_client_reauth(tt_client *c);
 
 /** The SUBACK codes of a completed subscribe future (borrowed). */
 TT_API tt_err tt_future_get_suback(const tt_future *f, const uint8_t **codes, size_t *n);

@@ -87,6 +87,8 @@ static void free_rare(tti_client_rare *r, uint16_t in_alias_max) {
         tti_free(r->tls_opts);
     }
     if (r->tls_ctx) tti_tls_ctx_unref(r->tls_ctx);
+    tti_free(r->auth_method);
+    tti_free(r->auth_connect);
     if (r->in_alias) {
         for (uint16_t i = 0; i < in_alias_max; i++) tti_free(r->in_alias[i]);
         tti_free(r->in_alias);
@@ -314,6 +316,10 @@ static tt_err build_connect(tt_client *c, const tt_client_opts *o) {
         }
         pp->present |= TTI_MQTT_PBIT(TTI_MQTT_PROP_MAX_PACKET_SIZE);
         pp->max_packet_size = c->max_packet;
+        if (o->auth_method) {        /* its data, made per connection, is spliced in */
+            pp->present |= TTI_MQTT_PBIT(TTI_MQTT_PROP_AUTH_METHOD);
+            pp->auth_method = (tti_mqtt_str){ o->auth_method, strlen(o->auth_method) };
+        }
         if (c->in_alias_max) {
             pp->present |= TTI_MQTT_PBIT(TTI_MQTT_PROP_TOPIC_ALIAS_MAX);
             pp->topic_alias_max = c->in_alias_max;
@@ -332,7 +338,8 @@ static tt_err build_connect(tt_client *c, const tt_client_opts *o) {
             pp->user_props = up;
             pp->user_prop_count = o->nconnect_props;
         }
-    } else if (o->nconnect_props || o->session_expiry_s || o->receive_maximum || o->topic_alias_maximum) {
+    } else if (o->nconnect_props || o->session_expiry_s || o->receive_maximum || o->topic_alias_maximum ||
+               o->auth_method || o->on_auth) {
         return TT_EINVAL;
     }
     const char *why = NULL;
@@ -366,8 +373,10 @@ tt_err tt_client_new(tt_runtime *rt, const tt_client_opts *user_opts, tt_client 
     c->version = o.version ? (uint8_t)o.version : TTI_MQTT_V311;
     c->out_alias = c->version == TTI_MQTT_V5 && o.outbound_topic_aliases;
     c->in_alias_max = c->version == TTI_MQTT_V5 ? o.topic_alias_maximum : 0;
+    if (o.auth_method && !*o.auth_method) o.auth_method = NULL;
+    if (rc == TT_OK && o.on_auth && !o.auth_method) rc = TT_EINVAL;   /* a handler for no method */
     if (rc == TT_OK && (ws_path || o.proxy || c->tls || o.offline_queue_file ||
-                        c->in_alias_max || c->out_alias) &&
+                        c->in_alias_max || c->out_alias || o.auth_method) &&
         !(c->rare = tti_calloc(1, sizeof *c->rare)))
         rc = TT_ENOMEM;
     if (c->rare) c->rare->ws_path = ws_path;
@@ -401,6 +410,14 @@ tt_err tt_client_new(tt_runtime *rt, const tt_client_opts *user_opts, tt_client 
     c->persistent = o.persistent_session;
     if (rc == TT_OK && c->in_alias_max && !(r->in_alias = tti_calloc(c->in_alias_max, sizeof(char *))))
         rc = TT_ENOMEM;
+    if (rc == TT_OK && o.auth_method) {
+        if (c->version != TTI_MQTT_V5 || !tti_mqtt_utf8_valid(o.auth_method, strlen(o.auth_method)))
+            rc = TT_EINVAL;
+        else if (!(r->auth_method = tti_strdup(o.auth_method)))
+            rc = TT_ENOMEM;
+        r->on_auth = o.on_auth;
+        r->on_auth_arg = o.on_auth_arg;
+    }
     if (rc == TT_OK && o.proxy) {
         tti_proxy_kind kind;
         rc = tti_proxy_parse_url(o.proxy, &kind, &r->proxy_host, &r->proxy_port, &r->proxy_user, &r->proxy_pass);
@@ -535,6 +552,10 @@ tt_future *tt_client_disconnect(tt_client *c) {
 
 tt_future *tt_client_ping(tt_client *c) {
     return simple_req(c, TTI_REQ_PING, c ? (c->op_timeout_ms ? c->op_timeout_ms : 30000) : 0);
+}
+
+tt_future *tt_client_reauth(tt_client *c) {
+    return simple_req(c, TTI_REQ_REAUTH, c ? (c->op_timeout_ms ? c->op_timeout_ms : 30000) : 0);
 }
 
 tt_future *tt_client_flush(tt_client *c) {

@@ -240,6 +240,18 @@ static void test_unknown_packet_type(void) {
     rt_down();
 }
 
+/* A well-formed AUTH challenge to a client that named no authentication
+ * method, after or instead of the CONNACK: a protocol error, not a call of
+ * a handler that does not exist. */
+static void test_unasked_auth(void) {
+    rt_up();
+    static const uint8_t auth[] = { 0xF0, 0x0F, 0x18, 0x0D, 0x15, 0x00, 0x0A,
+                                    't',  'e',  't',  'h',  'e',  'r',  '-', 'x', 'y', 'z' };
+    after_connack("AUTH after CONNACK", auth, sizeof auth, 5, TT_EPROTO);
+    instead_of_connack("AUTH instead of CONNACK", auth, sizeof auth, 5, TT_EPROTO);
+    rt_down();
+}
+
 static void test_duplicate_properties(void) {
     rt_up();
     /* Receive Maximum twice. */
@@ -675,6 +687,7 @@ static void test_connack_no_wildcards(void) {
 
 TT_TEST_LIST = {
     { "connack_no_wildcards", test_connack_no_wildcards },
+    { "unasked_auth", test_unasked_auth },
     { "wrong_lengths", test_wrong_lengths },
     { "five_byte_length", test_five_byte_length },
     { "invalid_utf8_topic", test_invalid_utf8_topic },
