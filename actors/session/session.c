@@ -531,6 +531,13 @@ static void sub_set(tt_client *c, const tti_subent *e) {
     s->arg = e->arg;
 }
 
+tt_err tti_session_preset_sub(tt_client *c, const char *filter, tt_qos qos, tt_msg_fn fn, void *arg) {
+    tti_subent e = { .filter = (char *)filter, .filter_len = strlen(filter), .qos = qos, .handler = fn, .arg = arg };
+    sub_set(c, &e);
+    void *v = NULL;
+    return tti_trie_lookup(&c->subs, filter, e.filter_len, &v) && v ? TT_OK : TT_ENOMEM;
+}
+
 static void sub_remove(tt_client *c, const char *filter, size_t len) {
     void *v = NULL;
     if (tti_trie_remove(&c->subs, filter, len, &v) == TT_OK && v) {

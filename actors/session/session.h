@@ -156,6 +156,7 @@ typedef struct tti_client_rare {
                                          Data (tt_client.connect_pkt has none) */
     uint32_t auth_connect_len;
     tt_future *reauth_f;              /* a tt_client_reauth() under way */
+    struct tti_reqtab *rq;            /* tt_client_request(): response_topic was given */
 } tti_client_rare;
 
 #define TTI_RARE(c, f) ((c)->rare ? (c)->rare->f : 0)
@@ -251,6 +252,10 @@ struct tt_client {
 static inline const char *tti_client_source(const tt_client *c) {
     return c->has_source ? c->client_id + strlen(c->client_id) + 1 : NULL;
 }
+
+/* Subscribe to `filter` from the first connection on, with a handler of the
+ * library's own (tt_client_new, before the actor runs). */
+tt_err tti_session_preset_sub(tt_client *c, const char *filter, tt_qos qos, tt_msg_fn fn, void *arg);
 
 /* Open the queue file and queue the publishes it holds (tt_client_new,
  * before the actor runs). On failure nothing is left behind; `why` says why. */

@@ -209,6 +209,11 @@ typedef struct tt_client_opts {
     const char *auth_method;
     tt_auth_fn on_auth;
     void *on_auth_arg;
+    /* MQTT 5: the topic answers to tt_client_request() come back on, e.g.
+     * "replies/<client id>" (no wildcards; one per client, since any
+     * message there is taken as an answer). The client subscribes to it
+     * at QoS 1 from its first connection on. NULL: no requests. */
+    const char *response_topic;
 } tt_client_opts;
 
 #define TT_KEEPALIVE_OFF 0xFFFFu
@@ -366,6 +371,36 @@ TT_API tt_future *tt_client_flush(tt_client *c);
  *         TT_ECONNRESET (the connection dropped first), TT_ETIMEDOUT.
  */
 TT_API tt_future *tt_client_reauth(tt_client *c);
+
+/**
+ * Request/response (MQTT 5): publish `req` with the client's response_topic
+ * and a correlation id of its own (16 bytes), and complete with the first
+ * message that comes back on that topic with the same correlation data.
+ * The responder answers with tt_client_respond() or any client that copies
+ * both properties. Thread: any.
+ * Ownership: as tt_client_publish().
+ * Completes: with the answer: tt_future_get_msg().
+ * Errors: TT_EINVAL (no response_topic option; req sets response_topic or
+ *         correlation), TT_ETIMEDOUT (opts->timeout_ms, else op_timeout_ms,
+ *         else 30 s: a late answer is dropped), TT_ECLOSED, and the
+ *         publish's own errors (the request was not sent).
+ */
+TT_API tt_future *tt_client_request(tt_client *c, const tt_pub *req, const tt_call_opts *opts);
+
+/** The answer a completed tt_client_request() future holds, borrowed until
+ * the future is freed (keep it with tt_msg_ref()); NULL otherwise. Only for
+ * futures of tt_client_request(). */
+TT_API const tt_msg *tt_future_get_msg(const tt_future *f);
+
+/**
+ * Answer a request: publish `payload` to the response topic of `request`
+ * with its correlation data (if any), at `qos`. Usually called in the
+ * handler that received it. Thread: any.
+ * Errors: TT_EINVAL (the message has no response topic), then as
+ *         tt_client_publish().
+ */
+TT_API tt_future *tt_client_respond(tt_client *c, const tt_msg *request, const void *payload, size_t len,
+                                    tt_qos qos);
 
 /** The SUBACK codes of a completed subscribe future (borrowed). */
 TT_API tt_err tt_future_get_suback(const tt_future *f, const uint8_t **codes, size_t *n);

@@ -15,6 +15,7 @@
 #include "actors/session/spool.h"
 #include "codecs/mqtt/mqtt_codec.h"
 #include "codecs/mqtt/mqtt_internal.h"
+#include "platforms/mqtt/request.h"
 #include "transport/proxy.h"
 #include "transport/tls.h"
 
@@ -47,6 +48,7 @@ static void run_close(tti_cb *cb) {
 static void c_stopped(tti_actor *a) {
     tt_client *c = TTI_CONTAINER_OF(a, tt_client, actor);
     tti_session_stopped(c);
+    if (TTI_RARE(c, rq)) tti_reqtab_close(c->rare->rq);
     /* The close future completes after every callback queued so far. */
     close_cb *x = tti_malloc(sizeof *x);
     tt_future *f = c->close_f;
@@ -89,6 +91,7 @@ static void free_rare(tti_client_rare *r, uint16_t in_alias_max) {
     if (r->tls_ctx) tti_tls_ctx_unref(r->tls_ctx);
     tti_free(r->auth_method);
     tti_free(r->auth_connect);
+    tti_reqtab_free(r->rq);
     if (r->in_alias) {
         for (uint16_t i = 0; i < in_alias_max; i++) tti_free(r->in_alias[i]);
         tti_free(r->in_alias);
@@ -375,8 +378,9 @@ tt_err tt_client_new(tt_runtime *rt, const tt_client_opts *user_opts, tt_client 
     c->in_alias_max = c->version == TTI_MQTT_V5 ? o.topic_alias_maximum : 0;
     if (o.auth_method && !*o.auth_method) o.auth_method = NULL;
     if (rc == TT_OK && o.on_auth && !o.auth_method) rc = TT_EINVAL;   /* a handler for no method */
+    if (o.response_topic && !*o.response_topic) o.response_topic = NULL;
     if (rc == TT_OK && (ws_path || o.proxy || c->tls || o.offline_queue_file ||
-                        c->in_alias_max || c->out_alias || o.auth_method) &&
+                        c->in_alias_max || c->out_alias || o.auth_method || o.response_topic) &&
         !(c->rare = tti_calloc(1, sizeof *c->rare)))
         rc = TT_ENOMEM;
     if (c->rare) c->rare->ws_path = ws_path;
@@ -417,6 +421,15 @@ tt_err tt_client_new(tt_runtime *rt, const tt_client_opts *user_opts, tt_client 
             rc = TT_ENOMEM;
         r->on_auth = o.on_auth;
         r->on_auth_arg = o.on_auth_arg;
+    }
+    if (rc == TT_OK && o.response_topic) {
+        size_t n = strlen(o.response_topic);
+        if (c->version != TTI_MQTT_V5 || n > 65535 || strpbrk(o.response_topic, "+#") ||
+            !tti_mqtt_utf8_valid(o.response_topic, n))
+            rc = TT_EINVAL;
+        else if (!(r->rq = tti_reqtab_new(o.response_topic)) ||
+                 tti_session_preset_sub(c, o.response_topic, TT_QOS1, tti_reqtab_on_response, r->rq) != TT_OK)
+            rc = TT_ENOMEM;
     }
     if (rc == TT_OK && o.proxy) {
         tti_proxy_kind kind;
@@ -478,6 +491,7 @@ tt_err tt_client_new(tt_runtime *rt, const tt_client_opts *user_opts, tt_client 
     }
     if (rc != TT_OK) {
         /* Not an actor yet: free by hand. */
+        tti_trie_fini(&c->subs, free_subent, NULL);
         free_config(c);
         free_pull(c);
         if (strand_ok) tti_strand_free(&c->strand);   /* frees the block */

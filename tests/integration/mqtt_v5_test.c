@@ -1,7 +1,7 @@
 /* MQTT 5 features that change what goes on the wire: outbound topic aliases,
  * subscription identifiers (also across a reconnect), the limits a broker's
- * CONNACK sets, and the client's counters that show them. Against a real
- * mosquitto on a free port. */
+ * CONNACK sets, request/response, and the client's counters that show them.
+ * Against a real mosquitto on a free port. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <tether/tether.h>
@@ -359,10 +359,141 @@ static void test_broker_limits(void) {
     tt_runtime_free(g_rt);
 }
 
+/* ---- Request/response --------------------------------------------------------- */
+
+/* The responder: answers every request with its payload reversed. */
+static void on_echo(tt_client *c, const tt_msg *m, void *arg) {
+    (void)arg;
+    size_t n;
+    const char *p = tt_msg_payload(m, &n);
+    char out[64];
+    if (n > sizeof out) n = sizeof out;
+    for (size_t i = 0; i < n; i++) out[i] = p[n - 1 - i];
+    tt_future_free(tt_client_respond(c, m, out, n, TT_QOS1));
+}
+
+static tt_client *requester(const tt_broker *b, const char *id) {
+    char rt[64];
+    snprintf(rt, sizeof rt, "replies/%s", id);
+    tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
+    o.version = TT_MQTT_5;
+    o.client_id = id;
+    o.response_topic = rt;
+    o.backoff_min_ms = 20;
+    o.backoff_max_ms = 100;
+    return connected(b, &o);
+}
+
+/* Each answer reaches the request it answers (the payloads say which),
+ * across many at once, after a reconnect, and with timeouts in between. */
+static void test_request_response(void) {
+    rt_up();
+    tt_broker b;
+    TT_REQUIRE(tt_broker_start(&b, NULL) == 0);
+    tt_client_opts so = TT_OPTS_INIT(tt_client_opts);
+    so.version = TT_MQTT_5;
+    so.backoff_min_ms = 20;
+    so.backoff_max_ms = 100;
+    tt_client *svc = connected(&b, &so);
+    TT_REQUIRE(svc);
+    tt_sub es = { .filter = "svc/echo", .qos = TT_QOS1, .handler = on_echo };
+    TT_REQUIRE(tt_wait_free(tt_client_subscribe(svc, &es, 1, NULL)) == TT_OK);
+    tt_client *c = requester(&b, "rr-client");
+    TT_REQUIRE(c);
+
+    enum { N = 300 };
+    tt_future *fs[N];
+    char want[N][16];
+    for (int i = 0; i < N; i++) {
+        char body[16];
+        int n = snprintf(body, sizeof body, "req-%d", i);
+        for (int k = 0; k < n; k++) want[i][k] = body[n - 1 - k];
+        want[i][n] = '\0';
+        tt_pub m = TT_OPTS_INIT(tt_pub);
+        m.topic = "svc/echo";
+        m.payload = body;
+        m.payload_len = (size_t)n;
+        m.qos = i % 2 ? TT_QOS1 : TT_QOS0;
+        fs[i] = tt_client_request(c, &m, NULL);
+    }
+    int ok = 0;
+    for (int i = 0; i < N; i++) {
+        if (tt_future_wait(fs[i], TT_WAIT_MS) == TT_OK) {
+            const tt_msg *ans = tt_future_get_msg(fs[i]);
+            size_t n = 0;
+            const char *p = ans ? tt_msg_payload(ans, &n) : "";
+            if (n == strlen(want[i]) && !memcmp(p, want[i], n)) ok++;
+            else fprintf(stderr, "  request %d got '%.*s'\n", i, (int)n, p);
+        }
+        tt_future_free(fs[i]);
+    }
+    TT_CHECK_EQ_INT(ok, N);
+
+    /* Nobody answers: the deadline. Many of them, so the table sweeps. */
+    tt_call_opts short_wait = TT_OPTS_INIT(tt_call_opts);
+    short_wait.timeout_ms = 100;
+    tt_pub none = TT_OPTS_INIT(tt_pub);
+    none.topic = "svc/nobody";
+    none.payload = "x";
+    none.payload_len = 1;
+    tt_future *lost[40];
+    for (int i = 0; i < 40; i++) lost[i] = tt_client_request(c, &none, &short_wait);
+    for (int i = 0; i < 40; i++) {
+        TT_CHECK_EQ_INT(tt_future_wait(lost[i], TT_WAIT_MS), TT_ETIMEDOUT);
+        tt_future_free(lost[i]);
+    }
+    /* A stray message on the response topic answers nothing and harms nothing. */
+    TT_CHECK_EQ_INT(tt_wait_free(tt_client_pub(svc, "replies/rr-client", "stray", 5, TT_QOS1, false)), TT_OK);
+
+    /* After the broker comes back the response topic is subscribed again. */
+    TT_REQUIRE(tt_broker_restart(&b) == 0);
+    TT_CHECK(wait_connects(c, 2) && wait_connects(svc, 2));
+    tt_pub again = TT_OPTS_INIT(tt_pub);
+    again.topic = "svc/echo";
+    again.payload = "abc";
+    again.payload_len = 3;
+    again.qos = TT_QOS1;
+    tt_future *f = tt_client_request(c, &again, NULL);
+    TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_OK);
+    size_t n = 0;
+    const tt_msg *ans = tt_future_get_msg(f);
+    TT_CHECK(ans && !memcmp(tt_msg_payload(ans, &n), "cba", 3) && n == 3);
+    tt_future_free(f);
+
+    /* Misuse is refused at once. */
+    tt_pub own = again;
+    own.response_topic = "elsewhere";
+    TT_CHECK_EQ_INT(tt_wait_free(tt_client_request(c, &own, NULL)), TT_EINVAL);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_client_request(svc, &again, NULL)), TT_EINVAL);   /* no response_topic */
+    char url[64];
+    snprintf(url, sizeof url, "mqtt://127.0.0.1:%d", b.port);
+    tt_client_opts v3 = TT_OPTS_INIT(tt_client_opts);
+    v3.url = url;
+    v3.response_topic = "replies/x";
+    tt_client *bad = NULL;
+    TT_CHECK_EQ_INT(tt_client_new(g_rt, &v3, &bad), TT_EINVAL);
+    v3.version = TT_MQTT_5;
+    v3.response_topic = "replies/+";
+    TT_CHECK_EQ_INT(tt_client_new(g_rt, &v3, &bad), TT_EINVAL);
+
+    /* Closing the client fails what still waits. */
+    tt_future *pending = tt_client_request(c, &none, NULL);
+    tt_future *cf = tt_client_close(c);
+    TT_CHECK_EQ_INT(tt_future_wait(pending, TT_WAIT_MS), TT_ECLOSED);
+    TT_CHECK_EQ_INT(tt_wait_free(cf), TT_OK);
+    tt_future_free(pending);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_client_request(c, &again, NULL)), TT_ECLOSED);
+    tt_client_free(c);
+    tt_client_free(svc);
+    tt_broker_free(&b);
+    tt_runtime_free(g_rt);
+}
+
 TT_TEST_LIST = {
     { "outbound_topic_aliases", test_outbound_topic_aliases },
     { "subscription_identifiers", test_subscription_identifiers },
     { "free_in_callback_during_shutdown", test_free_in_callback_during_shutdown },
     { "broker_limits", test_broker_limits },
+    { "request_response", test_request_response },
     { NULL, NULL },
 };
