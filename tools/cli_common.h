@@ -90,6 +90,7 @@ double cli_now(void);
  * They return the exit code. */
 int cmd_pub(int argc, char **argv);
 int cmd_sub(int argc, char **argv);
+int cmd_rr(int argc, char **argv);
 
 /* Help text for the shared options (printed by each command's --help). */
 void cli_print_common_help(FILE *out);

@@ -3,6 +3,7 @@
  *   tether demo [-a actors] [-n calls] [-l loops] [-p pool]   runtime demo
  *   tether pub ...   publish, flags after mosquitto_pub   (cmd_pub.c)
  *   tether sub ...   subscribe, flags after mosquitto_sub (cmd_sub.c)
+ *   tether rr ...    request and answer, after mosquitto_rr (cmd_rr.c)
  *   tether tb ...    ThingsBoard device API by hand      (cmd_tb.c)
  *   tether sim ...   fleet simulator                     (cmd_sim.c) */
 #include <inttypes.h>
@@ -111,6 +112,8 @@ int main(int argc, char **argv) {
                "  pub           publish MQTT messages (flags after mosquitto_pub; pub --help)\n"
                "  sub           subscribe and print MQTT messages (flags after mosquitto_sub;\n"
                "                sub --help)\n"
+               "  rr            one MQTT 5 request and its answer (flags after mosquitto_rr;\n"
+               "                rr --help)\n"
                "  tb            ThingsBoard device: telemetry, attributes, rpc-serve, rpc-call,\n"
                "                provision, claim, fw (tb --help)\n"
                "  sim           simulate a fleet of devices and measure it (sim --help)\n");
@@ -121,9 +124,10 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(argv[1], "demo")) return cmd_demo(argc - 2, argv + 2);
-    if (!strcmp(argv[1], "pub") || !strcmp(argv[1], "sub")) {
+    if (!strcmp(argv[1], "pub") || !strcmp(argv[1], "sub") || !strcmp(argv[1], "rr")) {
         /* A broker that goes away must give an error line, not a silent SIGPIPE death. */
         signal(SIGPIPE, SIG_IGN);
+        if (argv[1][0] == 'r') return cmd_rr(argc - 2, argv + 2);
         return argv[1][0] == 'p' ? cmd_pub(argc - 2, argv + 2) : cmd_sub(argc - 2, argv + 2);
     }
     if (!strcmp(argv[1], "tb")) {

@@ -1,7 +1,8 @@
 /* `tether pub` and `tether sub` against a private mosquitto, and against
  * mosquitto_pub / mosquitto_sub (Debian package mosquitto-clients): QoS 0, 1
  * and 2 both ways, stdin lines and --repeat, retained messages, wills, MQTT 5
- * user properties, persistent sessions, -W timeouts, pub's queue file, and the one-line errors
+ * user properties, persistent sessions, -W timeouts, pub's queue file, rr against
+ * a responder made with the library (and mosquitto_rr against it), and the one-line errors
  * (connection refused, bad password, refused subscription, bad arguments).
  * Every child process runs under a 10 s limit. Loopback only. */
 #include <arpa/inet.h>
@@ -16,6 +17,9 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <tether/tether.h>
+#include <tether/mqtt.h>
 
 #include "broker.h"
 #include "certs.h"
@@ -638,6 +642,63 @@ static void test_pub_queue_file(void) {
     tt_broker_free(&b);
 }
 
+/* ---- rr: request and answer, against a responder made with the library -------------- */
+
+static void on_rr_request(tt_client *c, const tt_msg *m, void *arg) {
+    (void)arg;
+    size_t n;
+    const char *p = tt_msg_payload(m, &n);
+    char out[128];
+    int k = snprintf(out, sizeof out, "answer to %.*s", (int)n, p);
+    tt_future_free(tt_client_respond(c, m, out, (size_t)k, TT_QOS1));
+}
+
+static void test_rr(void) {
+    char mrr[256], out[300], err[300], port[16];
+    tt_broker b;
+    TT_REQUIRE(tt_broker_start(&b, NULL) == 0);
+    port_str(port, sizeof port, b.port);
+    tt_runtime *rt = NULL;
+    TT_REQUIRE(tt_runtime_new(&rt, NULL) == TT_OK);
+    char url[64];
+    snprintf(url, sizeof url, "mqtt://127.0.0.1:%d", b.port);
+    tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
+    o.url = url;
+    o.version = TT_MQTT_5;
+    tt_client *svc = NULL;
+    TT_REQUIRE(tt_client_new(rt, &o, &svc) == TT_OK);
+    tt_future *f = tt_client_connect(svc);
+    TT_REQUIRE(tt_future_wait(f, CHILD_MS) == TT_OK);
+    tt_future_free(f);
+    tt_sub s = { .filter = "cli/rr", .qos = TT_QOS1, .handler = on_rr_request };
+    f = tt_client_subscribe(svc, &s, 1, NULL);
+    TT_REQUIRE(tt_future_wait(f, CHILD_MS) == TT_OK);
+    tt_future_free(f);
+
+    scratch(out, sizeof out, "rr.out");
+    scratch(err, sizeof err, "rr.err");
+    const char *rr[] = { cli(), "rr", "-h", "127.0.0.1", "-p", port, "-t", "cli/rr", "-e", "cli/rr/back",
+                         "-m", "ping", "-q", "1", NULL };
+    TT_CHECK_EQ_INT(run(rr, NULL, out, err), 0);
+    TT_CHECK_EQ_STR(slurp(out), "answer to ping\n");
+    TT_CHECK_EQ_STR(slurp(err), "");
+    /* No answer: exit 27 after -W, with one line. */
+    const char *quiet[] = { cli(), "rr", "-h", "127.0.0.1", "-p", port, "-t", "cli/nobody", "-e", "cli/rr/back",
+                            "-m", "ping", "-W", "1", NULL };
+    TT_CHECK_EQ_INT(run(quiet, NULL, out, err), 27);
+    TT_CHECK_EQ_INT(count_lines(slurp(err)), 1);
+    /* mosquitto_rr gets its answer from tt_client_respond() too. */
+    if (client_prog("mosquitto_rr", mrr, sizeof mrr)) {
+        const char *m[] = { mrr, "-h", "127.0.0.1", "-p", port, "-t", "cli/rr", "-e", "cli/rr/m", "-m", "hello",
+                            "-W", "5", NULL };
+        TT_CHECK_EQ_INT(run(m, NULL, out, err), 0);
+        TT_CHECK_EQ_STR(slurp(out), "answer to hello\n");
+    }
+    tt_client_free(svc);
+    tt_runtime_free(rt);
+    tt_broker_free(&b);
+}
+
 static void test_cleanup(void) { cleanup_dir(); }
 
 TT_TEST_LIST = {
@@ -654,6 +715,7 @@ TT_TEST_LIST = {
     { "usage", test_usage },
     { "tls_interop", test_tls_interop },
     { "pub_queue_file", test_pub_queue_file },
+    { "rr", test_rr },
     { "cleanup", test_cleanup },
     { NULL, NULL },
 };
