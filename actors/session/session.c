@@ -1124,12 +1124,18 @@ static void handle_reauth(tt_client *c, tti_req *r) {
     send_auth(c, TTI_MQTT_RC_REAUTHENTICATE, st.reply, st.reply_len);
 }
 
+/* The reason code's name, the broker's reason string and, for "use another
+ * server" and "server moved", where it points. */
 static const char *reason_text(const tti_mqtt_pkt *pkt, char *buf, size_t n) {
+    int k;
     if (pkt->props.present & TTI_MQTT_PBIT(TTI_MQTT_PROP_REASON_STRING))
-        snprintf(buf, n, "%s (0x%02x): %.*s", tti_mqtt_reason_str(pkt->reason), pkt->reason,
-                 (int)pkt->props.reason_string.len, pkt->props.reason_string.ptr);
+        k = snprintf(buf, n, "%s (0x%02x): %.*s", tti_mqtt_reason_str(pkt->reason), pkt->reason,
+                     (int)pkt->props.reason_string.len, pkt->props.reason_string.ptr);
     else
-        snprintf(buf, n, "%s (0x%02x)", tti_mqtt_reason_str(pkt->reason), pkt->reason);
+        k = snprintf(buf, n, "%s (0x%02x)", tti_mqtt_reason_str(pkt->reason), pkt->reason);
+    if (k >= 0 && (size_t)k < n && (pkt->props.present & TTI_MQTT_PBIT(TTI_MQTT_PROP_SERVER_REFERENCE)))
+        snprintf(buf + k, n - (size_t)k, "; server reference: %.*s", (int)pkt->props.server_reference.len,
+                 pkt->props.server_reference.ptr);
     return buf;
 }
 

@@ -252,6 +252,31 @@ static void test_unasked_auth(void) {
     rt_down();
 }
 
+/* "Use another server" in a CONNACK or a DISCONNECT: the reason names the
+ * server the broker points to. */
+static void test_server_reference(void) {
+    rt_up();
+    static const uint8_t refused[] = { 0x20, 0x10, 0x00, 0x9C, 0x0D, 0x1C, 0x00, 0x0A,
+                                       'o',  't',  'h',  'e',  'r',  ':',  '1',  '8', '8', '3' };
+    static const uint8_t moved[] = { 0xE0, 0x0F, 0x9D, 0x0D, 0x1C, 0x00, 0x0A, 'o', 't',
+                                     'h',  'e',  'r',  ':',  '1',  '8',  '8',  '3' };
+    for (int k = 0; k < 2; k++) {
+        tt_hostile_step conn_refused[] = { TT_HOSTILE_EXPECT(1), TT_HOSTILE_SEND(refused), TT_HOSTILE_HOLD() };
+        tt_hostile_step disc_moved[] = { TT_HOSTILE_EXPECT(1), TT_HOSTILE_SEND(connack5), TT_HOSTILE_SEND(moved),
+                                         TT_HOSTILE_HOLD() };
+        rig r;
+        TT_REQUIRE(k == 0 ? rig_up_v(&r, conn_refused, NSTEPS(conn_refused), 5)
+                          : rig_up_v(&r, disc_moved, NSTEPS(disc_moved), 5));
+        outcome out;
+        connect_outcome(&r, &out);
+        TT_CHECK_EQ_INT(out.connected, k == 1);
+        TT_CHECK_EQ_INT(out.detail, k == 0 ? 0x9C : 0x9D);
+        TT_CHECK_MSG(strstr(out.reason, "server reference: other:1883"), "reason: %s", out.reason);
+        rig_down(&r);
+    }
+    rt_down();
+}
+
 static void test_duplicate_properties(void) {
     rt_up();
     /* Receive Maximum twice. */
@@ -688,6 +713,7 @@ static void test_connack_no_wildcards(void) {
 TT_TEST_LIST = {
     { "connack_no_wildcards", test_connack_no_wildcards },
     { "unasked_auth", test_unasked_auth },
+    { "server_reference", test_server_reference },
     { "wrong_lengths", test_wrong_lengths },
     { "five_byte_length", test_five_byte_length },
     { "invalid_utf8_topic", test_invalid_utf8_topic },
