@@ -212,7 +212,8 @@ typedef struct tt_client_opts {
     /* MQTT 5: the topic answers to tt_client_request() come back on, e.g.
      * "replies/<client id>" (no wildcards; one per client, since any
      * message there is taken as an answer). The client subscribes to it
-     * at QoS 1 from its first connection on. NULL: no requests. */
+     * at QoS 1 from its first connection on. NULL: no requests. Not with
+     * `pull` (answers are taken by the client, not polled): TT_EINVAL. */
     const char *response_topic;
 } tt_client_opts;
 

@@ -424,7 +424,7 @@ tt_err tt_client_new(tt_runtime *rt, const tt_client_opts *user_opts, tt_client 
     }
     if (rc == TT_OK && o.response_topic) {
         size_t n = strlen(o.response_topic);
-        if (c->version != TTI_MQTT_V5 || n > 65535 || strpbrk(o.response_topic, "+#") ||
+        if (c->version != TTI_MQTT_V5 || o.pull || n > 65535 || strpbrk(o.response_topic, "+#") ||
             !tti_mqtt_utf8_valid(o.response_topic, n))
             rc = TT_EINVAL;
         else if (!(r->rq = tti_reqtab_new(o.response_topic)) ||

@@ -11,7 +11,12 @@
  *            max_packet_size; bits 6-7 how many requests the client makes
  *            once connected (0-3 of: SUBSCRIBE "f/#" QoS 2, PUBLISH QoS 1,
  *            PUBLISH QoS 2; packet ids 1, 2, 3 in that order)
- *   byte 1   chunking: 0 = one write, else writes of 1..byte1 bytes
+ *   byte 1   bits 0-6 chunking: 0 = one write, else writes of 1..n bytes;
+ *            bit 7 (MQTT 5) enhanced authentication with method "fz" (its
+ *            handler answers every challenge with the challenge's first
+ *            bytes and refuses final data of one byte), a response topic
+ *            "r/fuzz" with one request to "q/1", and a re-authentication
+ *            (not with pull mode, which requests do not go with)
  *   rest     the broker's byte stream
  *
  * TT_FUZZ_LOG=1 prints the library log, events and messages (to read a crash).
@@ -123,6 +128,25 @@ static void on_event(tt_client *c, const tt_client_event *ev, void *arg) {
     if (g_verbose) fprintf(stderr, "event %d %s %s\n", ev->kind, tt_err_name(ev->err), ev->reason);
 }
 
+static tt_err fz_auth(tt_client *c, tt_auth_step *st, void *arg) {
+    (void)c;
+    (void)arg;
+    static uint8_t reply[16];
+    if (st->data && st->len) g_seen += ((const uint8_t *)st->data)[st->len - 1];
+    if (st->stage == TT_AUTH_START) {
+        st->reply = "a";
+        st->reply_len = 1;
+    } else if (st->stage == TT_AUTH_CHALLENGE) {
+        size_t n = st->len < sizeof reply ? st->len : sizeof reply;
+        if (n) memcpy(reply, st->data, n);
+        st->reply = n ? reply : NULL;
+        st->reply_len = n;
+    } else if (st->len == 1) {
+        return TT_EAUTH;
+    }
+    return TT_OK;
+}
+
 static uint32_t next_rand(uint32_t *s) {
     *s ^= *s << 13;
     *s ^= *s >> 17;
@@ -132,10 +156,10 @@ static uint32_t next_rand(uint32_t *s) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 2) return 0;
-    uint8_t flags = data[0], chunking = data[1];
+    uint8_t flags = data[0], chunking = data[1] & 0x7f;
+    bool v5 = flags & 1, extras = v5 && (data[1] & 0x80) && !(flags & 8);   /* requests need push mode */
     data += 2;
     size -= 2;
-    bool v5 = flags & 1;
 
     tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
     o.url = g_url;
@@ -150,6 +174,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     o.receive_maximum = v5 ? 8 : 0;
     o.on_message = on_msg;
     o.on_event = on_event;
+    if (extras) {
+        o.auth_method = "fz";
+        o.on_auth = fz_auth;
+        o.response_topic = "r/fuzz";
+    }
     tt_client *c = NULL;
     tt_err rc = tt_client_new(g_rt, &o, &c);
     if (rc != TT_OK) {
@@ -157,7 +186,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         abort();
     }
 
-    tt_future *fs[5];
+    tt_future *fs[7];
     size_t nf = 0;
     fs[nf++] = tt_client_connect(c);
     int sfd = -1;
@@ -185,6 +214,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     if (nreq >= 2) fs[nf++] = tt_client_pub(c, "f/1", "one", 3, TT_QOS1, false);
     if (nreq >= 3) fs[nf++] = tt_client_pub(c, "f/2", "two", 3, TT_QOS2, false);
+    if (extras) {
+        tt_pub q = TT_OPTS_INIT(tt_pub);
+        q.topic = "q/1";
+        q.payload = "?";
+        q.payload_len = 1;
+        q.qos = TT_QOS1;
+        fs[nf++] = tt_client_request(c, &q, NULL);
+        fs[nf++] = tt_client_reauth(c);
+    }
     for (int i = 0; i < 8; i++) turn();
 
     /* The broker's stream, in chunks, the client's loop turning between them. */

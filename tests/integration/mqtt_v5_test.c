@@ -475,6 +475,9 @@ static void test_request_response(void) {
     v3.version = TT_MQTT_5;
     v3.response_topic = "replies/+";
     TT_CHECK_EQ_INT(tt_client_new(g_rt, &v3, &bad), TT_EINVAL);
+    v3.response_topic = "replies/x";
+    v3.pull = true;
+    TT_CHECK_EQ_INT(tt_client_new(g_rt, &v3, &bad), TT_EINVAL);
 
     /* Closing the client fails what still waits. */
     tt_future *pending = tt_client_request(c, &none, NULL);
