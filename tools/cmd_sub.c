@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli_common.h"
+#include "sub_format.h"
 
 #define SUB_SLICE_MS 200               /* longest poll, so signals and losses are seen */
 
@@ -24,6 +25,12 @@ typedef struct sub_args {
     bool verbose;                      /* -v */
     bool quiet;                        /* --quiet */
     bool no_newline;                   /* -N */
+    const char *format;                /* -F */
+    bool no_retained;                  /* -R */
+    bool retained_only;                /* --retained-only */
+    bool exit_subscribed;              /* -E */
+    const char **hide;                 /* -T filters */
+    size_t nhide;
 } sub_args;
 
 typedef struct sub_events {
@@ -60,7 +67,8 @@ static void on_event(tt_client *c, const tt_client_event *ev, void *arg) {   /* 
 
 static void sub_help(FILE *out) {
     fputs("usage: tether sub [-h HOST] [-p PORT] -t FILTER [-t FILTER...] [-q QOS]\n"
-          "                  [-C COUNT] [-W SECS] [-v] [-N] [--quiet] [options]\n"
+          "                  [-C COUNT] [-W SECS] [-v | -F FORMAT] [-N] [-R] [-T FILTER]\n"
+          "                  [--retained-only] [-E] [--quiet] [options]\n"
           "subscribe:\n"
           "  -t FILTER        topic filter (repeat for more)\n"
           "  -q QOS           requested QoS for every filter (default 0)\n"
@@ -68,11 +76,20 @@ static void sub_help(FILE *out) {
           "  (default)        the payload, then a newline\n"
           "  -v               'topic payload'; with -V 5, user properties go between\n"
           "                   them as '[key:value ...]'; an empty payload prints (null)\n"
+          "  -F FORMAT        mosquitto_sub's codes: %t topic, %p payload, %q QoS,\n"
+          "                   %r retained, %l length, %x/%X hex, %I/%U time, %j/%J JSON,\n"
+          "                   %C %R %D %E %F %P %S MQTT 5 properties, @Y...@N strftime\n"
+          "                   and nanoseconds, \\n \\t ... escapes\n"
           "  -N               no newline after the payload\n"
+          "  -R               leave out retained messages (stale on arrival)\n"
+          "  -T FILTER        leave out messages on topics FILTER matches (repeatable)\n"
           "  --quiet          nothing per message; at the end one line: count, seconds\n"
           "                   (from the first message to the last), messages/s\n"
           "ending:\n"
           "  -C COUNT         exit 0 after COUNT messages\n"
+          "  --retained-only  print the retained messages, exit 0 at the first live one\n"
+          "                   (with -W SECS, also after SECS)\n"
+          "  -E               exit 0 once subscribed (e.g. to create a session with -c)\n"
           "  -W SECS          give up after SECS: exit 27 if COUNT was not reached (or,\n"
           "                   without -C, if nothing arrived); otherwise exit 0\n"
           "  SIGINT/SIGTERM   disconnect and exit 0\n",
@@ -89,7 +106,8 @@ static void sub_help(FILE *out) {
 static int parse_sub(sub_args *sa, int argc, char **argv) {
     cli_conn *cc = &sa->cc;
     sa->filters = calloc((size_t)argc + 1, sizeof *sa->filters);
-    if (!sa->filters) {
+    sa->hide = calloc((size_t)argc + 1, sizeof *sa->hide);
+    if (!sa->filters || !sa->hide) {
         fprintf(stderr, "tether: out of memory\n");
         return CLI_EXIT_FAIL;
     }
@@ -102,14 +120,26 @@ static int parse_sub(sub_args *sa, int argc, char **argv) {
         if (!strcmp(a, "--help")) {
             sub_help(stdout);
             free(sa->filters);
+            free(sa->hide);
             exit(CLI_EXIT_OK);
         } else if (!strcmp(a, "-v")) sa->verbose = true;
         else if (!strcmp(a, "-N")) sa->no_newline = true;
         else if (!strcmp(a, "--quiet")) sa->quiet = true;
-        else if (!strcmp(a, "-t") || !strcmp(a, "-q") || !strcmp(a, "-C") || !strcmp(a, "-W")) {
+        else if (!strcmp(a, "-R")) sa->no_retained = true;
+        else if (!strcmp(a, "--retained-only")) sa->retained_only = true;
+        else if (!strcmp(a, "-E")) sa->exit_subscribed = true;
+        else if (!strcmp(a, "-t") || !strcmp(a, "-q") || !strcmp(a, "-C") || !strcmp(a, "-W") ||
+                 !strcmp(a, "-F") || !strcmp(a, "-T")) {
             if (!v) return cli_usage_error(cc, "option %s needs a value", a);
             i++;
-            if (!strcmp(a, "-t")) {
+            if (!strcmp(a, "-F")) {
+                char why[80];
+                if (!sub_format_check(v, why, sizeof why)) return cli_usage_error(cc, "%s", why);
+                sa->format = v;
+            } else if (!strcmp(a, "-T")) {
+                if (!*v) return cli_usage_error(cc, "empty topic filter for -T");
+                sa->hide[sa->nhide++] = v;
+            } else if (!strcmp(a, "-t")) {
                 if (!*v) return cli_usage_error(cc, "empty topic filter");
                 sa->filters[sa->nfilters++] = v;
             } else if (!strcmp(a, "-q")) {
@@ -127,12 +157,46 @@ static int parse_sub(sub_args *sa, int argc, char **argv) {
         }
     }
     if (!sa->nfilters) return cli_usage_error(cc, "a topic filter is needed (-t FILTER)");
+    if (sa->no_retained && sa->retained_only) return cli_usage_error(cc, "-R and --retained-only exclude each other");
     if (cli_check_common(cc, false) != 0) return CLI_EXIT_USAGE;
     return CLI_EXIT_OK;
 }
 
+/* Does `filter` (with + and #) match `topic`? */
+static bool topic_matches(const char *filter, const char *topic, size_t tl) {
+    const char *t = topic, *end = topic + tl;
+    if (tl && *topic == '$' && (*filter == '+' || *filter == '#')) return false;
+    for (;;) {
+        const char *fe = strchr(filter, '/');
+        size_t fl = fe ? (size_t)(fe - filter) : strlen(filter);
+        if (fl == 1 && *filter == '#') return true;
+        const char *te = memchr(t, '/', (size_t)(end - t));
+        size_t l = te ? (size_t)(te - t) : (size_t)(end - t);
+        if (!(fl == 1 && *filter == '+') && (fl != l || memcmp(filter, t, l))) return false;
+        if (!fe) return !te;
+        if (!te) return !strcmp(fe + 1, "#");         /* "a/#" matches "a" */
+        filter = fe + 1;
+        t = te + 1;
+    }
+}
+
+/* Messages -R, --retained-only and -T leave out (not counted for -C). */
+static bool hidden(const sub_args *sa, const tt_msg *m) {
+    if (sa->no_retained && tt_msg_is_retained(m)) return true;
+    size_t tl;
+    const char *t = tt_msg_topic(m, &tl);
+    for (size_t i = 0; i < sa->nhide; i++)
+        if (topic_matches(sa->hide[i], t, tl)) return true;
+    return false;
+}
+
 /* Print one message; false if stdout is gone. */
 static bool print_msg(const sub_args *sa, const tt_msg *m) {
+    if (sa->format) {
+        sub_format_print(stdout, sa->format, m);
+        if (!sa->no_newline) fputc('\n', stdout);
+        return fflush(stdout) == 0 && !ferror(stdout);
+    }
     size_t tl, pl;
     const char *topic = tt_msg_topic(m, &tl);
     const char *payload = tt_msg_payload(m, &pl);
@@ -215,6 +279,7 @@ int cmd_sub(int argc, char **argv) {
     int rc = parse_sub(&sa, argc, argv);
     if (rc != CLI_EXIT_OK) {
         free(sa.filters);
+        free(sa.hide);
         return rc;
     }
 
@@ -242,11 +307,12 @@ int cmd_sub(int argc, char **argv) {
     rc = cli_client_new(&sa.cc, &o, &rt, &c);
     if (rc == CLI_EXIT_OK) rc = cli_connect(&sa.cc, c);
     if (rc == CLI_EXIT_OK) rc = subscribe(&sa, c);
-    if (rc != CLI_EXIT_OK) {
+    if (rc != CLI_EXIT_OK || sa.exit_subscribed) {
         atomic_store(&se.closing, true);
         cli_shutdown(rt, c, true);
         pthread_mutex_destroy(&se.lock);
         free(sa.filters);
+        free(sa.hide);
         return rc;
     }
 
@@ -266,6 +332,14 @@ int cmd_sub(int argc, char **argv) {
         }
         tt_msg *m = NULL;
         tt_err prc = tt_client_poll(c, slice, &m);
+        if (prc == TT_OK && m && sa.retained_only && !tt_msg_is_retained(m)) {
+            tt_msg_unref(m);                        /* the retained ones are over */
+            break;
+        }
+        if (prc == TT_OK && m && hidden(&sa, m)) {
+            tt_msg_unref(m);
+            continue;
+        }
         if (prc == TT_OK && m) {
             t_last = cli_now();
             if (!got++) t_first = t_last;
@@ -291,6 +365,10 @@ int cmd_sub(int argc, char **argv) {
         if (lost) {
             /* Take what was already delivered before the loss, then stop. */
             while (tt_client_poll(c, 0, &m) == TT_OK && m && (!sa.count || got < sa.count)) {
+                if (hidden(&sa, m) || (sa.retained_only && !tt_msg_is_retained(m))) {
+                    tt_msg_unref(m);
+                    continue;
+                }
                 t_last = cli_now();
                 if (!got++) t_first = t_last;
                 if (!sa.quiet) (void)print_msg(&sa, m);
@@ -322,5 +400,6 @@ int cmd_sub(int argc, char **argv) {
     cli_shutdown(rt, c, !lost);
     pthread_mutex_destroy(&se.lock);
     free(sa.filters);
+    free(sa.hide);
     return rc;
 }

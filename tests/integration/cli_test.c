@@ -1,7 +1,8 @@
 /* `tether pub` and `tether sub` against a private mosquitto, and against
  * mosquitto_pub / mosquitto_sub (Debian package mosquitto-clients): QoS 0, 1
  * and 2 both ways, stdin lines and --repeat, retained messages, wills, MQTT 5
- * user properties, persistent sessions, -W timeouts, pub's queue file, rr against
+ * user properties, persistent sessions, -W timeouts, sub's -F/-R/-T/-E/--retained-only,
+ * pub's queue file, rr against
  * a responder made with the library (and mosquitto_rr against it), and the one-line errors
  * (connection refused, bad password, refused subscription, bad arguments).
  * Every child process runs under a 10 s limit. Loopback only. */
@@ -381,6 +382,60 @@ static void test_quiet_and_timeout(void) {
     tt_broker_free(&b);
 }
 
+/* ---- sub -F, -R, -T, --retained-only, -E -------------------------------------------- */
+
+static void test_sub_format_and_filters(void) {
+    char mpub[256], out[300], err[300], port[16];
+    TT_REQUIRE(client_prog("mosquitto_pub", mpub, sizeof mpub));
+    tt_broker b;
+    TT_REQUIRE(tt_broker_start(&b, NULL) == 0);
+    port_str(port, sizeof port, b.port);
+    scratch(out, sizeof out, "fmt.out");
+    scratch(err, sizeof err, "fmt.err");
+    const char *ret[] = { mpub, "-h", "127.0.0.1", "-p", port, "-t", "fm/r", "-m", "old", "-r", NULL };
+    TT_REQUIRE(run(ret, NULL, NULL, NULL) == 0);
+
+    /* -F with -T: the retained one, the live one, not the hidden one. */
+    const char *sub[] = { cli(), "sub", "-h", "127.0.0.1", "-p", port, "-t", "fm/#", "-i", "fmt",
+                          "-F", "%t|%q|%r|%l|%p|%x|%%", "-T", "fm/hidden/#", "-C", "2", NULL };
+    pid_t pid = spawn(sub, NULL, out, err);
+    TT_REQUIRE(pid > 0);
+    TT_REQUIRE(wait_subscribed(&b, "fmt"));
+    const char *hide[] = { mpub, "-h", "127.0.0.1", "-p", port, "-t", "fm/hidden/x", "-m", "no", NULL };
+    const char *live[] = { mpub, "-h", "127.0.0.1", "-p", port, "-t", "fm/live", "-m", "he\"y", NULL };
+    TT_CHECK_EQ_INT(run(hide, NULL, NULL, NULL), 0);
+    TT_CHECK_EQ_INT(run(live, NULL, NULL, NULL), 0);
+    TT_CHECK_EQ_INT(tt_broker_waitpid(pid, CHILD_MS), 0);
+    TT_CHECK_EQ_STR(slurp(out), "fm/r|0|1|3|old|6f6c64|%\nfm/live|0|0|4|he\"y|68652279|%\n");
+
+    /* JSON, and -R leaving out the retained one. */
+    const char *json[] = { cli(), "sub", "-h", "127.0.0.1", "-p", port, "-t", "fm/#", "-i", "fmj",
+                           "-F", "%J", "-R", "-C", "1", NULL };
+    pid = spawn(json, NULL, out, err);
+    TT_REQUIRE(pid > 0);
+    TT_REQUIRE(wait_subscribed(&b, "fmj"));
+    TT_CHECK_EQ_INT(run(live, NULL, NULL, NULL), 0);
+    TT_CHECK_EQ_INT(tt_broker_waitpid(pid, CHILD_MS), 0);
+    const char *got = slurp(out);
+    TT_CHECK_MSG(strstr(got, "\"topic\":\"fm/live\"") && strstr(got, "\"payload\":\"he\\\"y\"") &&
+                     strstr(got, "\"retain\":0") && count_lines(got) == 1,
+                 "%s", got);
+
+    /* --retained-only: the retained one, then out at -W. */
+    const char *ronly[] = { cli(), "sub", "-h", "127.0.0.1", "-p", port, "-t", "fm/#", "--retained-only",
+                            "-W", "1", NULL };
+    TT_CHECK_EQ_INT(run(ronly, NULL, out, err), 0);
+    TT_CHECK_EQ_STR(slurp(out), "old\n");
+    /* -E: out once subscribed; a bad -F code is a usage error. */
+    const char *e[] = { cli(), "sub", "-h", "127.0.0.1", "-p", port, "-t", "fm/e", "-E", NULL };
+    TT_CHECK_EQ_INT(run(e, NULL, out, err), 0);
+    TT_CHECK_EQ_STR(slurp(out), "");
+    const char *badf[] = { cli(), "sub", "-p", port, "-t", "x", "-F", "%Z", NULL };
+    TT_CHECK_EQ_INT(run(badf, NULL, NULL, err), 2);
+    TT_CHECK(strstr(slurp(err), "%Z") != NULL);
+    tt_broker_free(&b);
+}
+
 /* ---- errors: one line, the right exit code --------------------------------- */
 
 static void test_connection_refused(void) {
@@ -709,6 +764,7 @@ TT_TEST_LIST = {
     { "v5_user_properties", test_v5_user_properties },
     { "persistent_session", test_persistent_session },
     { "quiet_and_timeout", test_quiet_and_timeout },
+    { "sub_format_and_filters", test_sub_format_and_filters },
     { "connection_refused", test_connection_refused },
     { "bad_password", test_bad_password },
     { "subscription_refused", test_subscription_refused },
