@@ -92,6 +92,14 @@ static tt_client *make(const tt_broker *b, const char *method, auth_state *a, tt
     return c;
 }
 
+/* A "tether-test" client that reconnects quickly. */
+static tt_client *reconnecting(const tt_broker *b, auth_state *a) {
+    tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
+    o.backoff_min_ms = 20;
+    o.backoff_max_ms = 100;
+    return make(b, "tether-test", a, &o);
+}
+
 static int get(auth_state *a, int *field) { return tt_locked_int(&a->lock, field); }
 
 static atomic_int g_got;
@@ -125,10 +133,7 @@ static void test_exchange_reauth_reconnect(void) {
     tt_broker b;
     TT_REQUIRE(broker_up(&b));
     auth_state a = { .lock = PTHREAD_MUTEX_INITIALIZER };
-    tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
-    o.backoff_min_ms = 20;
-    o.backoff_max_ms = 100;
-    tt_client *c = make(&b, "tether-test", &a, &o);
+    tt_client *c = reconnecting(&b, &a);
     TT_REQUIRE(c);
     tt_err crc = tt_wait_free(tt_client_connect(c));
     if (crc != TT_OK) tt_broker_dump_log(&b, stderr);
@@ -257,10 +262,7 @@ static void test_reauth_refused(void) {
     tt_broker b;
     TT_REQUIRE(broker_up(&b));
     auth_state a = { .lock = PTHREAD_MUTEX_INITIALIZER };
-    tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
-    o.backoff_min_ms = 20;
-    o.backoff_max_ms = 100;
-    tt_client *c = make(&b, "tether-test", &a, &o);
+    tt_client *c = reconnecting(&b, &a);
     TT_REQUIRE(c);
     TT_REQUIRE(tt_wait_free(tt_client_connect(c)) == TT_OK);
     pthread_mutex_lock(&a.lock);
