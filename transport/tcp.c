@@ -107,6 +107,7 @@ struct tti_transport {
     bool early : 1;                   /* plain TCP written to before its connect is known to have
                                        * finished: until the first byte in, a failure is the connect's */
     bool want_write : 1;              /* ev also waits for EV_WRITE */
+    bool read_paused : 1;             /* ev does not wait for EV_READ (tti_transport_pause_read) */
     bool congested : 1;
     bool dead : 1;                    /* freed while DNS was pending */
     bool freed : 1;                   /* freed inside a session callback */
@@ -251,14 +252,24 @@ static bool call_read(tti_transport *t, const uint8_t *p, size_t n, size_t *used
 
 static void sock_cb(evutil_socket_t fd, short what, void *arg);
 
-/* Read interest always; write interest only while output waits. */
+/* Read interest unless paused; write interest only while output waits. */
+static void rearm(tti_transport *t) {
+    event_del(&t->ev);
+    short what = (short)((t->read_paused ? 0 : EV_READ) | (t->want_write ? EV_WRITE : 0));
+    event_assign(&t->ev, event_get_base(&t->ev), t->fd, (short)(what | EV_PERSIST), sock_cb, t);
+    if (what) event_add(&t->ev, NULL);
+}
+
 static void set_want_write(tti_transport *t, bool on) {
     if (t->want_write == on || t->err != TT_OK) return;
     t->want_write = on;
-    event_del(&t->ev);
-    event_assign(&t->ev, event_get_base(&t->ev), t->fd,
-                 (short)(EV_READ | EV_PERSIST | (on ? EV_WRITE : 0)), sock_cb, t);
-    event_add(&t->ev, NULL);
+    rearm(t);
+}
+
+void tti_transport_pause_read(tti_transport *t, bool paused) {
+    if (!t || t->read_paused == paused) return;
+    t->read_paused = paused;
+    if (t->connected && t->err == TT_OK) rearm(t);
 }
 
 static size_t pending(const tti_transport *t) {
@@ -811,8 +822,7 @@ static void connect_done(tti_transport *t) {
         a->ai_head = a->ai_next = NULL;
     }
     aside_trim(t);                   /* the connect's state is done with */
-    event_assign(&t->ev, event_get_base(&t->ev), t->fd, EV_READ | EV_PERSIST, sock_cb, t);
-    event_add(&t->ev, NULL);
+    rearm(t);
     if (t->x && t->x->px.kind) (void)tti_proxy_begin(&t->x->px, t->x->sock_out);
     else if (!tunnel_up(t)) return;
     if (t->x) sock_flush(t);

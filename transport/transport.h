@@ -84,6 +84,9 @@ void tti_transport_flush(tti_transport *t);
 size_t tti_transport_pending(tti_transport *t);
 /* True when pending() is above the high-water mark. */
 bool tti_transport_congested(tti_transport *t);
+/* Stop (or start again) reading the socket: the session's inbound bound.
+ * Bytes wait in the kernel and TCP slows the peer; writes go on. */
+void tti_transport_pause_read(tti_transport *t, bool paused);
 /* Close at once (no more callbacks) and free. */
 void tti_transport_free(tti_transport *t);
 

@@ -764,6 +764,44 @@ static void on_match(const char *filter, size_t len, void *value, void *arg) {
     mc->hits[mc->n++] = s;
 }
 
+/* ---- Inbound bound (inbound_queue_bytes) ---------------------------------------
+ *
+ * Past the bound the loop stops reading the socket, so TCP holds the broker
+ * back; whoever frees half of it (a handler returning, tt_client_poll
+ * taking) posts resume_msg. Both sides store their flag, then read the
+ * other's counter (sequentially consistent), so a pause and a drain that
+ * cross are not both missed. */
+
+static size_t in_cost(const tt_msg *m) { return sizeof *m + m->topic_len + m->payload_len + m->props_len; }
+
+void tti_session_in_done(tt_client *c, const tt_msg *m) {
+    tti_client_rare *r = c->rare;
+    if (!r || !r->in_max) return;
+    size_t cost = in_cost(m);
+    size_t left = atomic_fetch_sub(&r->in_bytes, cost) - cost;
+    if (left <= r->in_max / 2 && atomic_load(&r->rx_paused) && !atomic_exchange(&r->resume_posted, true)) {
+        r->resume_msg.type = TTI_REQ_RESUME_RX;
+        if (tti_actor_send(&c->actor, &r->resume_msg) != TT_OK) atomic_store(&r->resume_posted, false);
+    }
+}
+
+static void rx_resume(tt_client *c) {
+    atomic_store(&c->rare->rx_paused, false);
+    if (c->tr) tti_transport_pause_read(c->tr, false);
+    c->last_rx_ms = mono_ms();       /* the pause was ours, not the broker's silence */
+}
+
+/* After a read: pause past the bound. */
+static void rx_check(tt_client *c) {
+    tti_client_rare *r = c->rare;
+    if (!c->tr || atomic_load(&r->rx_paused) || atomic_load(&r->in_bytes) <= r->in_max) return;
+    atomic_store(&r->rx_paused, true);
+    tti_transport_pause_read(c->tr, true);
+    TTI_LOG(DEBUG, "session", "%s: %zu bytes of messages unhandled: reading paused", c->client_id,
+            atomic_load(&r->in_bytes));
+    if (atomic_load(&r->in_bytes) <= r->in_max / 2) rx_resume(c);   /* drained meanwhile */
+}
+
 static void deliver(tt_client *c, const tti_mqtt_pkt *pkt, tti_mqtt_str topic) {
     match_ctx mc = { .cap = 16 };
     mc.hits = mc.small;
@@ -828,6 +866,7 @@ static void deliver(tt_client *c, const tti_mqtt_pkt *pkt, tti_mqtt_str topic) {
     if (mc.hits != mc.small) tti_free(mc.hits);
     tti_actor_retain(&c->actor);     /* the message keeps its client alive */
     m->pull_next = NULL;
+    if (c->rare && c->rare->in_max) atomic_fetch_add(&c->rare->in_bytes, in_cost(m));
     if (!c->pull) {
         /* Batched: one post to the strand per read, not per message. The
          * list lives in the loop's scratch: one read at a time per loop. */
@@ -870,6 +909,7 @@ static void run_msg(tti_cb *cb) {
                 for (size_t i = 0; i < m->nhandlers; i++) m->handlers[i].fn(c, m, m->handlers[i].arg);
             }
         }
+        tti_session_in_done(c, m);
         tt_msg_unref(m);
         m = next;
     }
@@ -1371,6 +1411,7 @@ static size_t tr_read(void *ctx, const uint8_t *data, size_t len, size_t *need) 
     size_t used = read_packets(c, data, len, need);
     if (c->tr) tti_transport_flush(c->tr);  /* the acknowledgements of this read, in one send */
     if (TTI_RARE(c, spool)) spool_sync(c);     /* what the acknowledgements finished */
+    if (TTI_RARE(c, in_max)) rx_check(c);
     return used;
 }
 
@@ -1557,6 +1598,7 @@ static void lost(tt_client *c, tt_err err, int detail, const char *reason_in) {
     }
     alias_reset(c);                  /* aliases live as long as one connection */
     c->oa_max = 0;
+    if (TTI_RARE(c, in_max)) atomic_store(&c->rare->rx_paused, false);   /* the next read decides */
     c->inflight = 0;
     for (tti_pubreq *p = c->fl_head; p; p = (tti_pubreq *)(void *)p->r.next) c->inflight++;
     TTI_LOG(INFO, "session", "%s: connection lost: %s (%s)", c->client_id, reason, tt_err_name(err));
@@ -1619,7 +1661,7 @@ static void ka_tick(tti_timer *t, void *arg) {
         c->tx_mark = false;
         c->last_tx_ms = now;
     }
-    if (now - c->last_rx_ms > ka + ka / 4) {
+    if (now - c->last_rx_ms > ka + ka / 4 && !(c->rare && atomic_load(&c->rare->rx_paused))) {
         lost(c, TT_ETIMEDOUT, TTI_MQTT_RC_KEEP_ALIVE_TIMEOUT, "keepalive: the broker stopped answering");
         return;
     }
@@ -1767,6 +1809,12 @@ static void handle_ping(tt_client *c, tti_req *r) {
 }
 
 void tti_session_dispatch(tt_client *c, tti_msg *m) {
+    if (m->type == TTI_REQ_RESUME_RX) {
+        tti_client_rare *rr = c->rare;
+        atomic_store(&rr->resume_posted, false);
+        if (atomic_load(&rr->rx_paused) && atomic_load(&rr->in_bytes) <= rr->in_max / 2) rx_resume(c);
+        return;
+    }
     tti_req *r = TTI_CONTAINER_OF(m, tti_req, msg);
     /* Publishes before any other call are in the queue file by the time that
      * call completes (a ping, say, is a barrier a caller can wait on). */
@@ -1786,6 +1834,7 @@ void tti_session_dispatch(tt_client *c, tti_msg *m) {
 }
 
 void tti_session_drop(tt_client *c, tti_msg *m) {
+    if (m->type == TTI_REQ_RESUME_RX) return;    /* the rare block's own: nothing to fail */
     if (m->type == TTI_REQ_PUBLISH) uncount(c, (tti_pubreq *)(void *)TTI_CONTAINER_OF(m, tti_req, msg));
     if (m->type == TTI_REQ_PUBLISH || m->type == TTI_REQ_SUBSCRIBE || m->type == TTI_REQ_UNSUBSCRIBE)
         atomic_fetch_sub_explicit(&c->queued_ops, 1, memory_order_relaxed);

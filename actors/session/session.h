@@ -31,6 +31,7 @@ enum {
     TTI_REQ_WINDOW,
     TTI_REQ_FLUSH,
     TTI_REQ_REAUTH,
+    TTI_REQ_RESUME_RX,                /* room again under inbound_queue_bytes (no future) */
 };
 
 /* A request from the API; lives in its future's extra space (one allocation). */
@@ -157,6 +158,14 @@ typedef struct tti_client_rare {
     uint32_t auth_connect_len;
     tt_future *reauth_f;              /* a tt_client_reauth() under way */
     struct tti_reqtab *rq;            /* tt_client_request(): response_topic was given */
+    /* inbound_queue_bytes: the loop counts messages in, the strand (or
+     * tt_client_poll) counts them out and posts resume_msg when it frees
+     * half the bound while reading is paused. */
+    size_t in_max;                    /* config; 0: no bound */
+    atomic_size_t in_bytes;
+    atomic_bool rx_paused;
+    atomic_bool resume_posted;
+    tti_msg resume_msg;
 } tti_client_rare;
 
 #define TTI_RARE(c, f) ((c)->rare ? (c)->rare->f : 0)
@@ -252,6 +261,10 @@ struct tt_client {
 static inline const char *tti_client_source(const tt_client *c) {
     return c->has_source ? c->client_id + strlen(c->client_id) + 1 : NULL;
 }
+
+/* A received message left the inbound queue: handled, or taken by
+ * tt_client_poll (any thread). */
+void tti_session_in_done(tt_client *c, const tt_msg *m);
 
 /* Subscribe to `filter` from the first connection on, with a handler of the
  * library's own (tt_client_new, before the actor runs). */

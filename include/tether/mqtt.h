@@ -215,6 +215,15 @@ typedef struct tt_client_opts {
      * at QoS 1 from its first connection on. NULL: no requests. Not with
      * `pull` (answers are taken by the client, not polled): TT_EINVAL. */
     const char *response_topic;
+    /* Bound on received messages not yet handled (handlers) or taken
+     * (tt_client_poll), counted as their topic, payload and properties plus
+     * 376 bytes each (on 64-bit). Past it the client stops reading the socket
+     * until half is free, so TCP holds the broker back (which then queues or
+     * drops by its own limits: mosquitto's max_queued_messages); a read
+     * already under way finishes, so the bound can be passed by one read
+     * (64 KiB). Keepalive does not take the pause for a dead broker.
+     * 0 = no bound. */
+    size_t inbound_queue_bytes;
 } tt_client_opts;
 
 #define TT_KEEPALIVE_OFF 0xFFFFu

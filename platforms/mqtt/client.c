@@ -380,7 +380,8 @@ tt_err tt_client_new(tt_runtime *rt, const tt_client_opts *user_opts, tt_client 
     if (rc == TT_OK && o.on_auth && !o.auth_method) rc = TT_EINVAL;   /* a handler for no method */
     if (o.response_topic && !*o.response_topic) o.response_topic = NULL;
     if (rc == TT_OK && (ws_path || o.proxy || c->tls || o.offline_queue_file ||
-                        c->in_alias_max || c->out_alias || o.auth_method || o.response_topic) &&
+                        c->in_alias_max || c->out_alias || o.auth_method || o.response_topic ||
+                        o.inbound_queue_bytes) &&
         !(c->rare = tti_calloc(1, sizeof *c->rare)))
         rc = TT_ENOMEM;
     if (c->rare) c->rare->ws_path = ws_path;
@@ -421,6 +422,12 @@ tt_err tt_client_new(tt_runtime *rt, const tt_client_opts *user_opts, tt_client 
             rc = TT_ENOMEM;
         r->on_auth = o.on_auth;
         r->on_auth_arg = o.on_auth_arg;
+    }
+    if (rc == TT_OK && o.inbound_queue_bytes) {
+        r->in_max = o.inbound_queue_bytes;
+        atomic_init(&r->in_bytes, 0);
+        atomic_init(&r->rx_paused, false);
+        atomic_init(&r->resume_posted, false);
     }
     if (rc == TT_OK && o.response_topic) {
         size_t n = strlen(o.response_topic);
@@ -869,6 +876,7 @@ tt_err tt_client_poll(tt_client *c, int32_t timeout_ms, tt_msg **out) {
         rc = TT_OK;
     }
     pthread_mutex_unlock(&pl->lock);
+    if (rc == TT_OK) tti_session_in_done(c, *out);   /* the caller's now */
     return rc;
 }
 

@@ -934,6 +934,130 @@ static void test_flush(void) {
     tt_runtime_free(g_rt);
 }
 
+/* ---- Inbound bound ------------------------------------------------------------------------ */
+
+typedef struct gate {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool open;
+    int count;
+    uint32_t next;                    /* the sequence number expected next */
+    int out_of_order;
+} gate;
+
+/* Blocks the client's strand until the gate opens: a handler that cannot keep up. */
+static void on_gated(tt_client *c, const tt_msg *m, void *arg) {
+    (void)c;
+    gate *g = arg;
+    size_t n;
+    const char *p = tt_msg_payload(m, &n);
+    uint32_t seq = 0;
+    if (n >= 4) memcpy(&seq, p, 4);
+    pthread_mutex_lock(&g->lock);
+    while (!g->open) pthread_cond_wait(&g->cond, &g->lock);
+    if (seq != g->next) g->out_of_order++;
+    g->next = seq + 1;
+    g->count++;
+    pthread_mutex_unlock(&g->lock);
+}
+
+static uint64_t bytes_in(tt_client *c) {
+    tt_client_stats st;
+    tt_client_stats_get(c, &st);
+    return st.bytes_in;
+}
+
+/* With inbound_queue_bytes, a handler that stalls stops the reading: what
+ * the client holds stays near the bound while the broker keeps the rest;
+ * the keepalive does not mistake the pause for a dead broker; and once the
+ * handler goes on, every message arrives, in order. */
+static void test_inbound_bound(void) {
+    rt_up();
+    tt_broker_opts bo = { .max_queued_messages = TT_BROKER_UNLIMITED };
+    tt_broker b;
+    TT_REQUIRE(tt_broker_start(&b, &bo) == 0);
+    gate g = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+    tt_client_opts so = TT_OPTS_INIT(tt_client_opts);
+    so.inbound_queue_bytes = 64 * 1024;
+    so.keepalive_s = 1;
+    tt_client *sub = connected(&b, &so);
+    TT_REQUIRE(sub);
+    tt_sub s = { .filter = "in/t", .qos = TT_QOS1, .handler = on_gated, .arg = &g };
+    TT_REQUIRE(tt_wait_free(tt_client_subscribe(sub, &s, 1, NULL)) == TT_OK);
+
+    tt_client_opts po = TT_OPTS_INIT(tt_client_opts);
+    po.offline_queue_bytes = 8u << 20;              /* all of it may wait for the socket */
+    tt_client *pub = connected(&b, &po);
+    TT_REQUIRE(pub);
+    enum { N = 3000 };
+    static uint8_t payload[1024];
+    static tt_future *fs[N];
+    for (uint32_t i = 0; i < N; i++) {
+        memcpy(payload, &i, 4);
+        fs[i] = tt_client_pub(pub, "in/t", payload, sizeof payload, TT_QOS1, false);
+    }
+    int pub_ok = 0;
+    for (int i = 0; i < N; i++) {                                 /* all with the broker */
+        if (tt_future_wait(fs[i], TT_WAIT_MS) == TT_OK) pub_ok++;
+        tt_future_free(fs[i]);
+    }
+    TT_CHECK_EQ_INT(pub_ok, N);
+    usleep(2500000);                 /* 2.5 keepalives with the handler stuck */
+    uint64_t held = bytes_in(sub);
+    TT_CHECK_MSG(held < 512 * 1024, "read %llu bytes of %d KiB with the handler stuck",
+                 (unsigned long long)held, N);
+    tt_client_stats st;
+    tt_client_stats_get(sub, &st);
+    TT_CHECK_EQ_INT((int)st.connects, 1);                        /* never taken for dead */
+
+    pthread_mutex_lock(&g.lock);
+    g.open = true;
+    pthread_cond_broadcast(&g.cond);
+    pthread_mutex_unlock(&g.lock);
+    TT_CHECK(tt_wait_count(&g.lock, &g.count, N));
+    pthread_mutex_lock(&g.lock);
+    TT_CHECK_EQ_INT(g.count, N);
+    TT_CHECK_EQ_INT(g.out_of_order, 0);
+    pthread_mutex_unlock(&g.lock);
+    tt_client_stats_get(sub, &st);
+    TT_CHECK_EQ_INT((int)st.connects, 1);
+
+    /* Pull mode: messages not yet taken by tt_client_poll count the same. */
+    tt_client_opts lo = TT_OPTS_INIT(tt_client_opts);
+    lo.inbound_queue_bytes = 64 * 1024;
+    lo.pull = true;
+    tt_client *puller = connected(&b, &lo);
+    TT_REQUIRE(puller);
+    tt_sub ps = { .filter = "in/p", .qos = TT_QOS1 };
+    TT_REQUIRE(tt_wait_free(tt_client_subscribe(puller, &ps, 1, NULL)) == TT_OK);
+    for (uint32_t i = 0; i < 1000; i++) {
+        memcpy(payload, &i, 4);
+        fs[i] = tt_client_pub(pub, "in/p", payload, sizeof payload, TT_QOS1, false);
+    }
+    for (int i = 0; i < 1000; i++) TT_CHECK_EQ_INT(tt_wait_free(fs[i]), TT_OK);
+    usleep(300000);
+    held = bytes_in(puller);
+    TT_CHECK_MSG(held < 512 * 1024, "read %llu bytes with nothing polled", (unsigned long long)held);
+    int polled = 0, in_order = 0;
+    tt_msg *m = NULL;
+    while (polled < 1000 && tt_client_poll(puller, TT_WAIT_MS, &m) == TT_OK) {
+        size_t n;
+        uint32_t seq = 0;
+        const void *p = tt_msg_payload(m, &n);
+        if (n >= 4) memcpy(&seq, p, 4);
+        in_order += seq == (uint32_t)polled;
+        polled++;
+        tt_msg_unref(m);
+    }
+    TT_CHECK_EQ_INT(polled, 1000);
+    TT_CHECK_EQ_INT(in_order, 1000);
+    tt_client_free(puller);
+    tt_client_free(pub);
+    tt_client_free(sub);
+    tt_broker_free(&b);
+    tt_runtime_free(g_rt);
+}
+
 TT_TEST_LIST = {
     { "pubsub_qos012", test_pubsub_qos012 },
     { "retained_and_will", test_retained_and_will },
@@ -950,5 +1074,6 @@ TT_TEST_LIST = {
     { "no_secrets_in_logs", test_no_secrets_in_logs },
     { "memory_bound_with_broker_gone", test_memory_bound_with_broker_gone },
     { "flush", test_flush },
+    { "inbound_bound", test_inbound_bound },
     { NULL, NULL },
 };
