@@ -11,7 +11,8 @@
  *            max_packet_size; bits 6-7 how many requests the client makes
  *            once connected (0-3 of: SUBSCRIBE "f/#" QoS 2, PUBLISH QoS 1,
  *            PUBLISH QoS 2; packet ids 1, 2, 3 in that order)
- *   byte 1   bits 0-6 chunking: 0 = one write, else writes of 1..n bytes;
+ *   byte 1   bits 0-5 chunking: 0 = one write, else writes of 1..n bytes;
+ *            bit 6 an inbound bound of 1 KiB (reading pauses and resumes);
  *            bit 7 (MQTT 5) enhanced authentication with method "fz" (its
  *            handler answers every challenge with the challenge's first
  *            bytes and refuses final data of one byte), a response topic
@@ -156,7 +157,8 @@ static uint32_t next_rand(uint32_t *s) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 2) return 0;
-    uint8_t flags = data[0], chunking = data[1] & 0x7f;
+    uint8_t flags = data[0], chunking = data[1] & 0x3f;
+    bool bounded = data[1] & 0x40;
     bool v5 = flags & 1, extras = v5 && (data[1] & 0x80) && !(flags & 8);   /* requests need push mode */
     data += 2;
     size -= 2;
@@ -174,6 +176,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     o.receive_maximum = v5 ? 8 : 0;
     o.on_message = on_msg;
     o.on_event = on_event;
+    o.inbound_queue_bytes = bounded ? 1024 : 0;
     if (extras) {
         o.auth_method = "fz";
         o.on_auth = fz_auth;
