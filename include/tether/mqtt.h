@@ -362,7 +362,8 @@ TT_API tt_future *tt_client_ping(tt_client *c);
  * file included, e.g. before a process exits. Publishes made meanwhile are
  * waited for too. While disconnected it waits for the next connection (bound
  * it with op_timeout_ms or tt_future_wait's timeout); a lost connection does
- * not fail it unless the publishes fail.
+ * not fail it unless the publishes fail. Thread: any; its continuation runs
+ * on the client's strand like every future of the client.
  * Completes: TT_OK if no publish failed while it waited; otherwise with the
  *            first failure's error, the count of failures as detail, and a
  *            reason naming both.
@@ -373,7 +374,8 @@ TT_API tt_future *tt_client_flush(tt_client *c);
 /**
  * Re-authenticate on the live connection (MQTT 5 AUTH 0x19) with the
  * client's auth_method: on_auth gives the data (TT_AUTH_START, reauth set)
- * and answers challenges; messages keep flowing meanwhile.
+ * and answers challenges, on the client's loop thread; messages keep
+ * flowing meanwhile. Thread: any.
  * Completes: on the broker's AUTH success, once on_auth accepted its data.
  * Errors: TT_EINVAL (no auth_method), TT_ECLOSED (not connected), TT_EBUSY
  *         (one already under way), TT_EAUTH (the broker refused: it closes
