@@ -1785,9 +1785,19 @@ static void handle_window(tt_client *c, tti_winreq *w) {
 }
 
 static void handle_flush(tt_client *c, tti_req *r) {
-    r->next = NULL;
+    /* Flushes whose callers gave up (deadline, cancel) leave first, so a
+     * caller that keeps timing out while the broker is away grows nothing. */
     tti_req **end = &c->ping_head;
-    while (*end) end = &(*end)->next;
+    while (*end) {
+        tti_req *w = *end;
+        if (w->msg.type == TTI_REQ_FLUSH && tt_future_done(w->f)) {
+            *end = w->next;
+            finish(w, TT_ETIMEDOUT, 0, NULL);    /* gives up the producer's reference */
+        } else {
+            end = &w->next;
+        }
+    }
+    r->next = NULL;
     *end = r;
     flush_check(c);
 }
