@@ -1,7 +1,8 @@
 /* MQTT 5 features that change what goes on the wire: outbound topic aliases,
  * subscription identifiers (also across a reconnect), the limits a broker's
- * CONNACK sets, request/response, and the client's counters that show them.
- * Against a real mosquitto on a free port. */
+ * CONNACK sets, request/response, the subscription options and shared
+ * subscriptions, and the client's counters that show them. Against a real
+ * mosquitto on a free port. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <tether/tether.h>
@@ -492,11 +493,154 @@ static void test_request_response(void) {
     tt_runtime_free(g_rt);
 }
 
+/* ---- Subscription options and shared subscriptions ------------------------------ */
+
+typedef struct tally {
+    pthread_mutex_t lock;
+    int n, retained;
+    uint8_t seen[128];               /* by first payload byte, for the shared case */
+    bool utf8;
+    uint32_t expiry;
+    bool has_expiry;
+} tally;
+
+static void on_tally(tt_client *c, const tt_msg *m, void *arg) {
+    (void)c;
+    tally *t = arg;
+    size_t n;
+    const uint8_t *p = tt_msg_payload(m, &n);
+    pthread_mutex_lock(&t->lock);
+    t->n++;
+    t->retained += tt_msg_is_retained(m);
+    if (n) t->seen[p[0] & 127]++;
+    t->utf8 = tt_msg_payload_utf8(m);
+    t->has_expiry = tt_msg_expiry(m, &t->expiry);
+    pthread_mutex_unlock(&t->lock);
+}
+
+static int tally_n(tally *t) { return tt_locked_int(&t->lock, &t->n); }
+static int tally_retained(tally *t) { return tt_locked_int(&t->lock, &t->retained); }
+
+static tt_client *v5_client(const tt_broker *b) {
+    tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
+    o.version = TT_MQTT_5;
+    return connected(b, &o);
+}
+
+static tt_err sub_with(tt_client *c, tt_sub s, tally *t) {
+    s.handler = on_tally;
+    s.arg = t;
+    return tt_wait_free(tt_client_subscribe(c, &s, 1, NULL));
+}
+
+/* What the broker does with each MQTT 5 subscription option, seen from the
+ * receiving side: shared groups split a stream, no-local keeps one's own
+ * messages away, retain handling and retain-as-published govern the retain
+ * flag, and expiry and the payload format indicator arrive as sent. */
+static void test_subscription_options_and_shared(void) {
+    rt_up();
+    tt_broker b;
+    TT_REQUIRE(tt_broker_start(&b, NULL) == 0);
+    tt_client *pub = v5_client(&b);
+    TT_REQUIRE(pub);
+
+    /* Shared: each message to exactly one member of the group. */
+    tally ta = { .lock = PTHREAD_MUTEX_INITIALIZER }, tb = { .lock = PTHREAD_MUTEX_INITIALIZER };
+    tt_client *a = v5_client(&b), *bb = v5_client(&b);
+    TT_REQUIRE(a && bb);
+    tt_sub sh = { .filter = "$share/g/sh/t", .qos = TT_QOS1 };
+    TT_REQUIRE(sub_with(a, sh, &ta) == TT_OK && sub_with(bb, sh, &tb) == TT_OK);
+    for (int i = 0; i < 100; i++) {
+        uint8_t body = (uint8_t)i;
+        TT_REQUIRE(tt_wait_free(tt_client_pub(pub, "sh/t", &body, 1, TT_QOS1, false)) == TT_OK);
+    }
+    for (int i = 0; i < TT_WAIT_MS / 10 && tally_n(&ta) + tally_n(&tb) < 100; i++) usleep(10000);
+    usleep(100000);
+    TT_CHECK_EQ_INT(tally_n(&ta) + tally_n(&tb), 100);
+    TT_CHECK_MSG(tally_n(&ta) > 0 && tally_n(&tb) > 0, "split %d / %d", tally_n(&ta), tally_n(&tb));
+    int once = 0;
+    for (int i = 0; i < 100; i++) once += ta.seen[i] + tb.seen[i] == 1;
+    TT_CHECK_EQ_INT(once, 100);
+
+    /* No local: a client does not get its own publish back; without it, it does. */
+    tally nl = { .lock = PTHREAD_MUTEX_INITIALIZER }, plain = { .lock = PTHREAD_MUTEX_INITIALIZER },
+          other = { .lock = PTHREAD_MUTEX_INITIALIZER };
+    tt_sub nls = { .filter = "nl/t", .qos = TT_QOS1, .no_local = true };
+    tt_sub pls = { .filter = "nl/u", .qos = TT_QOS1 };
+    tt_sub oth = { .filter = "nl/#", .qos = TT_QOS1 };
+    TT_REQUIRE(sub_with(a, nls, &nl) == TT_OK && sub_with(a, pls, &plain) == TT_OK &&
+               sub_with(bb, oth, &other) == TT_OK);
+    TT_REQUIRE(tt_wait_free(tt_client_pub(a, "nl/t", "x", 1, TT_QOS1, false)) == TT_OK);
+    TT_REQUIRE(tt_wait_free(tt_client_pub(a, "nl/u", "y", 1, TT_QOS1, false)) == TT_OK);
+    for (int i = 0; i < TT_WAIT_MS / 10 && (tally_n(&other) < 2 || tally_n(&plain) < 1); i++) usleep(10000);
+    usleep(100000);
+    TT_CHECK_EQ_INT(tally_n(&other), 2);
+    TT_CHECK_EQ_INT(tally_n(&plain), 1);
+    TT_CHECK_EQ_INT(tally_n(&nl), 0);
+
+    /* Retain handling: 0 sends the retained message, 2 never, 1 only to a
+     * new subscription. */
+    TT_REQUIRE(tt_wait_free(tt_client_pub(pub, "rh/t", "kept", 4, TT_QOS1, true)) == TT_OK);
+    tally r0 = { .lock = PTHREAD_MUTEX_INITIALIZER }, r1 = { .lock = PTHREAD_MUTEX_INITIALIZER },
+          r2 = { .lock = PTHREAD_MUTEX_INITIALIZER };
+    tt_sub s0 = { .filter = "rh/t", .qos = TT_QOS1, .retain_handling = 0 };
+    tt_sub s1 = { .filter = "rh/t", .qos = TT_QOS1, .retain_handling = 1 };
+    tt_sub s2 = { .filter = "rh/t", .qos = TT_QOS1, .retain_handling = 2 };
+    tt_client *c0 = v5_client(&b), *c1 = v5_client(&b), *c2 = v5_client(&b);
+    TT_REQUIRE(c0 && c1 && c2);
+    TT_REQUIRE(sub_with(c0, s0, &r0) == TT_OK && sub_with(c1, s1, &r1) == TT_OK && sub_with(c2, s2, &r2) == TT_OK);
+    TT_REQUIRE(sub_with(c1, s1, &r1) == TT_OK);                 /* again: not new, nothing sent */
+    usleep(300000);
+    TT_CHECK_EQ_INT(tally_retained(&r0), 1);
+    TT_CHECK_EQ_INT(tally_retained(&r1), 1);
+    TT_CHECK_EQ_INT(tally_n(&r2), 0);
+
+    /* Retain as published: a live message published with retain keeps the
+     * flag only for the subscription that asked for it. */
+    tally rap = { .lock = PTHREAD_MUTEX_INITIALIZER }, norap = { .lock = PTHREAD_MUTEX_INITIALIZER };
+    tt_sub sr = { .filter = "rap/t", .qos = TT_QOS1, .retain_as_published = true, .retain_handling = 2 };
+    tt_sub sn = { .filter = "rap/t", .qos = TT_QOS1, .retain_handling = 2 };
+    TT_REQUIRE(sub_with(c0, sr, &rap) == TT_OK && sub_with(c2, sn, &norap) == TT_OK);
+    TT_REQUIRE(tt_wait_free(tt_client_pub(pub, "rap/t", "live", 4, TT_QOS1, true)) == TT_OK);
+    for (int i = 0; i < TT_WAIT_MS / 10 && (tally_n(&rap) < 1 || tally_n(&norap) < 1); i++) usleep(10000);
+    TT_CHECK_EQ_INT(tally_retained(&rap), 1);
+    TT_CHECK_EQ_INT(tally_n(&norap), 1);
+    TT_CHECK_EQ_INT(tally_retained(&norap), 0);
+
+    /* Message expiry and the payload format indicator arrive as sent. */
+    tally ex = { .lock = PTHREAD_MUTEX_INITIALIZER };
+    tt_sub se = { .filter = "ex/t", .qos = TT_QOS1 };
+    TT_REQUIRE(sub_with(c0, se, &ex) == TT_OK);
+    tt_pub pe = TT_OPTS_INIT(tt_pub);
+    pe.topic = "ex/t";
+    pe.payload = "text";
+    pe.payload_len = 4;
+    pe.qos = TT_QOS1;
+    pe.expiry_s = 60;
+    pe.payload_utf8 = true;
+    TT_REQUIRE(tt_wait_free(tt_client_publish(pub, &pe, NULL)) == TT_OK);
+    for (int i = 0; i < TT_WAIT_MS / 10 && tally_n(&ex) < 1; i++) usleep(10000);
+    pthread_mutex_lock(&ex.lock);
+    TT_CHECK(ex.has_expiry && ex.expiry > 0 && ex.expiry <= 60);
+    TT_CHECK(ex.utf8);
+    pthread_mutex_unlock(&ex.lock);
+
+    tt_client_free(c0);
+    tt_client_free(c1);
+    tt_client_free(c2);
+    tt_client_free(a);
+    tt_client_free(bb);
+    tt_client_free(pub);
+    tt_broker_free(&b);
+    tt_runtime_free(g_rt);
+}
+
 TT_TEST_LIST = {
     { "outbound_topic_aliases", test_outbound_topic_aliases },
     { "subscription_identifiers", test_subscription_identifiers },
     { "free_in_callback_during_shutdown", test_free_in_callback_during_shutdown },
     { "broker_limits", test_broker_limits },
     { "request_response", test_request_response },
+    { "subscription_options_and_shared", test_subscription_options_and_shared },
     { NULL, NULL },
 };
