@@ -710,10 +710,89 @@ static void test_connack_no_wildcards(void) {
     rt_down();
 }
 
+/* ---- Inbound topic aliases (MQTT 5) -------------------------------------------------- */
+
+typedef struct topics {
+    pthread_mutex_t lock;
+    int n;
+    char t[4][16];
+} topics;
+
+static void on_alias_msg(tt_client *c, const tt_msg *m, void *arg) {
+    (void)c;
+    topics *tp = arg;
+    size_t tl, pl;
+    const char *t = tt_msg_topic(m, &tl);
+    const char *p = tt_msg_payload(m, &pl);
+    pthread_mutex_lock(&tp->lock);
+    if (tp->n < 4) snprintf(tp->t[tp->n], sizeof tp->t[0], "%.*s=%.*s", (int)tl, t, (int)pl, p);
+    tp->n++;
+    pthread_mutex_unlock(&tp->lock);
+}
+
+/* A broker may send a topic once with an alias and then the alias alone:
+ * the client hands every message over with its full topic, and an alias
+ * past the maximum it announced, or an unknown one, is a protocol error. */
+static void test_inbound_topic_alias(void) {
+    rt_up();
+    /* "al/t" with alias 1; then alias 1 alone; then "al/u" re-mapping alias 1. */
+    static const uint8_t set1[] = { 0x30, 0x0B, 0x00, 0x04, 'a', 'l', '/', 't', 0x03, 0x23, 0x00, 0x01, 'a' };
+    static const uint8_t use1[] = { 0x30, 0x07, 0x00, 0x00, 0x03, 0x23, 0x00, 0x01, 'b' };
+    static const uint8_t remap1[] = { 0x30, 0x0B, 0x00, 0x04, 'a', 'l', '/', 'u', 0x03, 0x23, 0x00, 0x01, 'c' };
+    static const uint8_t use1b[] = { 0x30, 0x07, 0x00, 0x00, 0x03, 0x23, 0x00, 0x01, 'd' };
+    tt_hostile_step s[] = {
+        TT_HOSTILE_EXPECT(1), TT_HOSTILE_SEND(connack5), TT_HOSTILE_SEND(set1), TT_HOSTILE_SEND(use1),
+        TT_HOSTILE_SEND(remap1), TT_HOSTILE_SEND(use1b), TT_HOSTILE_HOLD(),
+    };
+    topics tp = { .lock = PTHREAD_MUTEX_INITIALIZER };
+    tt_client_opts o = TT_OPTS_INIT(tt_client_opts);
+    o.version = TT_MQTT_5;
+    o.no_reconnect = true;
+    o.topic_alias_maximum = 2;
+    o.on_message = on_alias_msg;
+    o.on_message_arg = &tp;
+    rig r;
+    TT_REQUIRE(rig_up(&r, s, NSTEPS(s), &o));
+    TT_CHECK_EQ_INT(tt_wait_free(tt_client_connect(r.c)), TT_OK);
+    TT_CHECK(tt_wait_count(&tp.lock, &tp.n, 4));
+    pthread_mutex_lock(&tp.lock);
+    TT_CHECK_EQ_STR(tp.t[0], "al/t=a");
+    TT_CHECK_EQ_STR(tp.t[1], "al/t=b");
+    TT_CHECK_EQ_STR(tp.t[2], "al/u=c");
+    TT_CHECK_EQ_STR(tp.t[3], "al/u=d");
+    pthread_mutex_unlock(&tp.lock);
+    TT_CHECK_EQ_INT(disconnected(&r), 0);
+    rig_down(&r);
+
+    /* Alias 3 when the client allows 2; alias 2 never set. */
+    static const uint8_t over[] = { 0x30, 0x0B, 0x00, 0x04, 'a', 'l', '/', 't', 0x03, 0x23, 0x00, 0x03, 'x' };
+    static const uint8_t unknown[] = { 0x30, 0x07, 0x00, 0x00, 0x03, 0x23, 0x00, 0x02, 'y' };
+    const uint8_t *bad[] = { over, unknown };
+    size_t badlen[] = { sizeof over, sizeof unknown };
+    for (int i = 0; i < 2; i++) {
+        tt_hostile_step sb[] = {
+            TT_HOSTILE_EXPECT(1), TT_HOSTILE_SEND(connack5), { .op = TT_HOSTILE_OP_SEND, .bytes = bad[i], .len = badlen[i] },
+            TT_HOSTILE_HOLD(),
+        };
+        tt_client_opts ob = TT_OPTS_INIT(tt_client_opts);
+        ob.version = TT_MQTT_5;
+        ob.no_reconnect = true;
+        ob.topic_alias_maximum = 2;
+        TT_REQUIRE(rig_up(&r, sb, NSTEPS(sb), &ob));
+        outcome out;
+        connect_outcome(&r, &out);
+        TT_CHECK_MSG(out.connected && out.err == TT_EPROTO, "%s alias: %s (%s)", i ? "unknown" : "too large",
+                     tt_err_name(out.err), out.reason);
+        rig_down(&r);
+    }
+    rt_down();
+}
+
 TT_TEST_LIST = {
     { "connack_no_wildcards", test_connack_no_wildcards },
     { "unasked_auth", test_unasked_auth },
     { "server_reference", test_server_reference },
+    { "inbound_topic_alias", test_inbound_topic_alias },
     { "wrong_lengths", test_wrong_lengths },
     { "five_byte_length", test_five_byte_length },
     { "invalid_utf8_topic", test_invalid_utf8_topic },
