@@ -79,7 +79,7 @@ static void sub_help(FILE *out) {
           "  -F FORMAT        mosquitto_sub's codes: %t topic, %p payload, %q QoS,\n"
           "                   %r retained, %l length, %x/%X hex, %I/%U time, %j/%J JSON,\n"
           "                   %C %R %D %E %F %P %S MQTT 5 properties, @Y...@N strftime\n"
-          "                   and nanoseconds, \\n \\t ... escapes\n"
+          "                   and nanoseconds, \\n \\t ... escapes; widths: %-20t %05l %.8p\n"
           "  -N               no newline after the payload\n"
           "  -R               leave out retained messages (stale on arrival)\n"
           "  -T FILTER        leave out messages on topics FILTER matches (repeatable)\n"

@@ -4,6 +4,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -56,6 +57,18 @@ bool sub_format_check(const char *fmt, char *why, size_t n) {
             snprintf(why, n, "-F ends in a lone '%c'", kind);
             return false;
         }
+        if (kind == '%') {                        /* [-][0][width][.precision] */
+            if (*f == '-') f++;
+            if (*f == '0') f++;
+            while (*f >= '0' && *f <= '9') f++;
+            if (*f == '.')
+                for (f++; *f >= '0' && *f <= '9'; f++) {
+                }
+            if (!*f) {
+                snprintf(why, n, "-F ends inside a %% code");
+                return false;
+            }
+        }
         if (kind == '%' && !strchr("%tpqrlxXIUCRPSEFDjJ", *f)) {
             snprintf(why, n, "-F: unknown code %%%c", *f);
             return false;
@@ -68,12 +81,75 @@ bool sub_format_check(const char *fmt, char *why, size_t n) {
     return true;
 }
 
-void sub_format_print(FILE *out, const char *fmt, const tt_msg *m) {
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
+/* One % code's text. */
+static void print_code(FILE *out, char code, const tt_msg *m, const struct timespec *now) {
     size_t tl, pl, n;
     const char *topic = tt_msg_topic(m, &tl);
     const char *payload = tt_msg_payload(m, &pl);
+    const char *s;
+    uint32_t u;
+    switch (code) {
+    case '%': fputc('%', out); break;
+    case 't': fwrite(topic, 1, tl, out); break;
+    case 'p': fwrite(payload, 1, pl, out); break;
+    case 'q': fprintf(out, "%d", (int)tt_msg_qos(m)); break;
+    case 'r': fputc(tt_msg_is_retained(m) ? '1' : '0', out); break;
+    case 'l': fprintf(out, "%zu", pl); break;
+    case 'x': hex(out, payload, pl, false); break;
+    case 'X': hex(out, payload, pl, true); break;
+    case 'I': {
+        char buf[64];
+        struct tm tm;
+        localtime_r(&now->tv_sec, &tm);
+        if (strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S%z", &tm)) fputs(buf, out);
+        break;
+    }
+    case 'U': fprintf(out, "%lld.%09ld", (long long)now->tv_sec, now->tv_nsec); break;
+    case 'C':
+        if ((s = tt_msg_content_type(m, &n)) != NULL) fwrite(s, 1, n, out);
+        break;
+    case 'R':
+        if ((s = tt_msg_response_topic(m, &n)) != NULL) fwrite(s, 1, n, out);
+        break;
+    case 'D': {
+        const void *d = tt_msg_correlation(m, &n);
+        if (d) fwrite(d, 1, n, out);
+        break;
+    }
+    case 'E':
+        if (tt_msg_expiry(m, &u)) fprintf(out, "%" PRIu32, u);
+        break;
+    case 'F':
+        if (tt_msg_payload_utf8(m)) fputc('1', out);
+        break;
+    case 'P': {
+        size_t np = tt_msg_user_prop_count(m);
+        for (size_t i = 0; i < np; i++) {
+            const char *k, *v;
+            size_t kl, vl;
+            if (!tt_msg_user_prop(m, i, &k, &kl, &v, &vl)) break;
+            if (i) fputc(' ', out);
+            fwrite(k, 1, kl, out);
+            fputc(':', out);
+            fwrite(v, 1, vl, out);
+        }
+        break;
+    }
+    case 'S': {
+        uint32_t ids[16];
+        size_t ni = tt_msg_sub_ids(m, ids, 16);
+        for (size_t i = 0; i < ni && i < 16; i++) fprintf(out, i ? ",%" PRIu32 : "%" PRIu32, ids[i]);
+        break;
+    }
+    case 'j': json(out, m, now, false); break;
+    case 'J': json(out, m, now, true); break;
+    default: break;                           /* sub_format_check refused it */
+    }
+}
+
+void sub_format_print(FILE *out, const char *fmt, const tt_msg *m) {
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
     for (const char *f = fmt; *f; f++) {
         if (*f == '\\') {
             switch (*++f) {
@@ -114,64 +190,33 @@ void sub_format_print(FILE *out, const char *fmt, const tt_msg *m) {
             fputc(*f, out);
             continue;
         }
-        const char *s;
-        uint32_t u;
-        switch (*++f) {
-        case '%': fputc('%', out); break;
-        case 't': fwrite(topic, 1, tl, out); break;
-        case 'p': fwrite(payload, 1, pl, out); break;
-        case 'q': fprintf(out, "%d", (int)tt_msg_qos(m)); break;
-        case 'r': fputc(tt_msg_is_retained(m) ? '1' : '0', out); break;
-        case 'l': fprintf(out, "%zu", pl); break;
-        case 'x': hex(out, payload, pl, false); break;
-        case 'X': hex(out, payload, pl, true); break;
-        case 'I': {
-            char buf[64];
-            struct tm tm;
-            localtime_r(&now.tv_sec, &tm);
-            if (strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S%z", &tm)) fputs(buf, out);
-            break;
+        bool left = false, zero = false;
+        int width = 0, prec = -1;
+        if (*++f == '-') left = true, f++;
+        if (*f == '0') zero = true, f++;
+        for (; *f >= '0' && *f <= '9'; f++)
+            if (width < 100000) width = width * 10 + (*f - '0');
+        if (*f == '.')
+            for (prec = 0, f++; *f >= '0' && *f <= '9'; f++)
+                if (prec < 100000) prec = prec * 10 + (*f - '0');
+        if (!width && prec < 0) {
+            print_code(out, *f, m, &now);
+            continue;
         }
-        case 'U': fprintf(out, "%lld.%09ld", (long long)now.tv_sec, now.tv_nsec); break;
-        case 'C':
-            if ((s = tt_msg_content_type(m, &n)) != NULL) fwrite(s, 1, n, out);
-            break;
-        case 'R':
-            if ((s = tt_msg_response_topic(m, &n)) != NULL) fwrite(s, 1, n, out);
-            break;
-        case 'D': {
-            const void *d = tt_msg_correlation(m, &n);
-            if (d) fwrite(d, 1, n, out);
-            break;
-        }
-        case 'E':
-            if (tt_msg_expiry(m, &u)) fprintf(out, "%" PRIu32, u);
-            break;
-        case 'F':
-            if (tt_msg_payload_utf8(m)) fputc('1', out);
-            break;
-        case 'P': {
-            size_t np = tt_msg_user_prop_count(m);
-            for (size_t i = 0; i < np; i++) {
-                const char *k, *v;
-                size_t kl, vl;
-                if (!tt_msg_user_prop(m, i, &k, &kl, &v, &vl)) break;
-                if (i) fputc(' ', out);
-                fwrite(k, 1, kl, out);
-                fputc(':', out);
-                fwrite(v, 1, vl, out);
-            }
-            break;
-        }
-        case 'S': {
-            uint32_t ids[16];
-            size_t ni = tt_msg_sub_ids(m, ids, 16);
-            for (size_t i = 0; i < ni && i < 16; i++) fprintf(out, i ? ",%" PRIu32 : "%" PRIu32, ids[i]);
-            break;
-        }
-        case 'j': json(out, m, &now, false); break;
-        case 'J': json(out, m, &now, true); break;
-        default: break;                           /* sub_format_check refused it */
-        }
+        /* With a width or precision: the field's text first, then cut and pad. */
+        char *text = NULL;
+        size_t len = 0;
+        FILE *mem = open_memstream(&text, &len);
+        if (!mem) continue;
+        print_code(mem, *f, m, &now);
+        fclose(mem);
+        if (prec >= 0 && len > (size_t)prec) len = (size_t)prec;
+        size_t pad = width > 0 && (size_t)width > len ? (size_t)width - len : 0;
+        if (!left)
+            for (size_t i = 0; i < pad; i++) fputc(zero ? '0' : ' ', out);
+        fwrite(text, 1, len, out);
+        if (left)
+            for (size_t i = 0; i < pad; i++) fputc(' ', out);
+        free(text);
     }
 }

@@ -6,8 +6,10 @@
  *   %S subscription identifiers  %j JSON without the payload, %J with it
  *   %% a percent sign; @ followed by a strftime letter (@Y-@m-@d), @N the
  *   nanoseconds, @@ an at sign; \n \r \t \v \0 \a \e \\ escapes.
- * A newline follows unless -N, as with -v. Field widths and precisions
- * (%-20t) are not taken: -F with one is refused. */
+ * A % code may carry mosquitto_sub's modifiers: '-' to align left, '0' to
+ * pad with zeros, a width, and '.' with a precision that cuts the field to
+ * that many bytes (%-20t, %05l, %.8p).
+ * A newline follows unless -N, as with -v. */
 #ifndef TETHER_SUB_FORMAT_H
 #define TETHER_SUB_FORMAT_H
 

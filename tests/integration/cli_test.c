@@ -382,7 +382,7 @@ static void test_quiet_and_timeout(void) {
     tt_broker_free(&b);
 }
 
-/* ---- sub -F, -R, -T, --retained-only, -E -------------------------------------------- */
+/* ---- sub -F (with widths), -R, -T, --retained-only, -E -------------------------------------------- */
 
 static void test_sub_format_and_filters(void) {
     char mpub[256], out[300], err[300], port[16];
@@ -397,7 +397,7 @@ static void test_sub_format_and_filters(void) {
 
     /* -F with -T: the retained one, the live one, not the hidden one. */
     const char *sub[] = { cli(), "sub", "-h", "127.0.0.1", "-p", port, "-t", "fm/#", "-i", "fmt",
-                          "-F", "%t|%q|%r|%l|%p|%x|%%", "-T", "fm/hidden/#", "-C", "2", NULL };
+                          "-F", "%t|%q|%r|%l|%p|%x|%%|%-6t|%03l|%.2p", "-T", "fm/hidden/#", "-C", "2", NULL };
     pid_t pid = spawn(sub, NULL, out, err);
     TT_REQUIRE(pid > 0);
     TT_REQUIRE(wait_subscribed(&b, "fmt"));
@@ -406,7 +406,8 @@ static void test_sub_format_and_filters(void) {
     TT_CHECK_EQ_INT(run(hide, NULL, NULL, NULL), 0);
     TT_CHECK_EQ_INT(run(live, NULL, NULL, NULL), 0);
     TT_CHECK_EQ_INT(tt_broker_waitpid(pid, CHILD_MS), 0);
-    TT_CHECK_EQ_STR(slurp(out), "fm/r|0|1|3|old|6f6c64|%\nfm/live|0|0|4|he\"y|68652279|%\n");
+    TT_CHECK_EQ_STR(slurp(out), "fm/r|0|1|3|old|6f6c64|%|fm/r  |003|ol\n"
+                                "fm/live|0|0|4|he\"y|68652279|%|fm/live|004|he\n");
 
     /* JSON, and -R leaving out the retained one. */
     const char *json[] = { cli(), "sub", "-h", "127.0.0.1", "-p", port, "-t", "fm/#", "-i", "fmj",
