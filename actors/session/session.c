@@ -390,23 +390,27 @@ static void fl_unlink(tt_client *c, tti_pubreq *p) {
     else c->fl_tail = prev;
 }
 
-/* The broker's CONNACK said (MQTT 5) it takes no publish of this QoS, or no
- * retained one: fail it rather than break the protocol (the broker would drop
- * the connection, and the message would come back on every reconnect). */
-static bool pub_allowed(tt_client *c, tti_pubreq *p) {
+/* The reason code a broker whose CONNACK (MQTT 5) allows no publish of this
+ * QoS, or no retained one, would answer it with; 0 if it takes it. */
+static int pub_unsupported(const tt_client *c, const tti_pubreq *p) {
+    if (p->qos > c->max_qos) return TTI_MQTT_RC_QOS_NOT_SUPPORTED;
+    if ((p->data[0] & 1) && !c->retain_ok) return TTI_MQTT_RC_RETAIN_NOT_SUPPORTED;
+    return 0;
+}
+
+static void pub_done(tt_client *c, tti_pubreq *p, tt_err rc, int detail, const char *why);
+
+/* Fail such a publish rather than break the protocol: the broker would drop
+ * the connection, and the message would come back on every reconnect. One
+ * already sent (to an earlier broker) leaves the inflight table too. */
+static void pub_refuse(tt_client *c, tti_pubreq *p, int rc, bool sent) {
     char why[120];
-    if (p->qos > c->max_qos) {
-        snprintf(why, sizeof why, "QoS %u exceeds the broker's Maximum QoS of %u", p->qos,
-                 (unsigned)c->max_qos);
-        pub_finish(c, p, TT_ENOTSUP, TTI_MQTT_RC_QOS_NOT_SUPPORTED, why);
-        return false;
-    }
-    if ((p->data[0] & 1) && !c->retain_ok) {
-        pub_finish(c, p, TT_ENOTSUP, TTI_MQTT_RC_RETAIN_NOT_SUPPORTED,
-                   "the broker does not support retained messages");
-        return false;
-    }
-    return true;
+    if (rc == TTI_MQTT_RC_QOS_NOT_SUPPORTED)
+        snprintf(why, sizeof why, "QoS %u exceeds the broker's Maximum QoS of %u", p->qos, (unsigned)c->max_qos);
+    else
+        snprintf(why, sizeof why, "the broker does not support retained messages");
+    if (sent) pub_done(c, p, TT_ENOTSUP, rc, why);
+    else pub_finish(c, p, TT_ENOTSUP, rc, why);
 }
 
 /* A publish failed while flushes wait: each counts it. */
@@ -421,17 +425,44 @@ static void flush_note_failure(tt_client *c, tt_err rc, const char *reason) {
     }
 }
 
-/* Flushes complete once nothing is queued or in flight: with the first
- * failure seen meanwhile, if any. */
-static void flush_check(tt_client *c) {
-    if (c->q_head || c->fl_head) return;
+/* The wait list (ping_head) holds pings and flushes in arrival order. Take
+ * out every waiter `pick` selects; they come back chained by `next`, to be
+ * finished by the caller (read `next` first: finishing may free one). */
+static tti_req *waiters_take(tt_client *c, bool (*pick)(const tti_req *r)) {
+    tti_req *head = NULL, **tail = &head;
     for (tti_req **pp = &c->ping_head; *pp;) {
         tti_req *r = *pp;
-        if (r->msg.type != TTI_REQ_FLUSH) {
+        if (!pick(r)) {
             pp = &r->next;
             continue;
         }
         *pp = r->next;
+        r->next = NULL;
+        *tail = r;
+        tail = &r->next;
+    }
+    return head;
+}
+
+/* At the end of the wait list (it is short: no tail pointer). */
+static void waiter_append(tt_client *c, tti_req *r) {
+    tti_req **end = &c->ping_head;
+    while (*end) end = &(*end)->next;
+    r->next = NULL;
+    *end = r;
+}
+
+static bool is_ping(const tti_req *r) { return r->msg.type == TTI_REQ_PING; }
+static bool is_flush(const tti_req *r) { return r->msg.type == TTI_REQ_FLUSH; }
+static bool is_waiter(const tti_req *r) { return is_ping(r) || is_flush(r); }
+static bool is_abandoned_flush(const tti_req *r) { return is_flush(r) && tt_future_done(r->f); }
+
+/* Flushes complete once nothing is queued or in flight: with the first
+ * failure seen meanwhile, if any. */
+static void flush_check(tt_client *c) {
+    if (c->q_head || c->fl_head) return;
+    for (tti_req *r = waiters_take(c, is_flush), *next; r; r = next) {
+        next = r->next;
         tti_flushreq *q = (tti_flushreq *)(void *)r;
         if (!q->failed)
             finish(r, TT_OK, 0, NULL);
@@ -467,7 +498,11 @@ static void pump_up(tt_client *c) {
             pub_finish(c, p, TT_EINVAL, TTI_MQTT_RC_PACKET_TOO_LARGE, why);
             continue;
         }
-        if (!pub_allowed(c, p)) continue;
+        int refused = pub_unsupported(c, p);
+        if (refused) {
+            pub_refuse(c, p, refused, false);
+            continue;
+        }
         if (!tti_promise_commit(tti_future_promise(p->r.f))) {
             /* cancelled or timed out while queued: never sent */
             if (p->sseq) tti_spool_del(c->rare->spool, p->sseq, p->len);
@@ -506,20 +541,21 @@ static void pub_done(tt_client *c, tti_pubreq *p, tt_err rc, int detail, const c
 
 /* ---- Subscriptions ------------------------------------------------------------ */
 
-static void sub_set(tt_client *c, const tti_subent *e) {
+/* Add or update a subscription; false when out of memory. */
+static bool sub_set(tt_client *c, const tti_subent *e) {
     void *v = NULL;
     tti_subent *s = tti_trie_lookup(&c->subs, e->filter, e->filter_len, &v) ? v : NULL;
     if (!s) {
         s = tti_calloc(1, sizeof *s);
         if (!s || !(s->filter = tti_strndup(e->filter, e->filter_len))) {
             tti_free(s);
-            return;
+            return false;
         }
         s->filter_len = e->filter_len;
         if (tti_trie_insert(&c->subs, s->filter, s->filter_len, s, NULL) < 0) {
             tti_free(s->filter);
             tti_free(s);
-            return;
+            return false;
         }
     }
     s->qos = e->qos;
@@ -529,13 +565,12 @@ static void sub_set(tt_client *c, const tti_subent *e) {
     s->sub_id = e->sub_id;
     s->handler = e->handler;
     s->arg = e->arg;
+    return true;
 }
 
 tt_err tti_session_preset_sub(tt_client *c, const char *filter, tt_qos qos, tt_msg_fn fn, void *arg) {
     tti_subent e = { .filter = (char *)filter, .filter_len = strlen(filter), .qos = qos, .handler = fn, .arg = arg };
-    sub_set(c, &e);
-    void *v = NULL;
-    return tti_trie_lookup(&c->subs, filter, e.filter_len, &v) && v ? TT_OK : TT_ENOMEM;
+    return sub_set(c, &e) ? TT_OK : TT_ENOMEM;
 }
 
 static void sub_remove(tt_client *c, const char *filter, size_t len) {
@@ -711,13 +746,9 @@ static void resume(tt_client *c, bool session_present) {
                      "the broker closed the connection each time this message was sent");
             continue;
         }
-        if (p->state == TTI_PUB_SENT && (p->qos > c->max_qos || ((p->data[0] & 1) && !c->retain_ok))) {
-            /* The broker now refuses what an earlier one took: pub_allowed()
-             * fails it with the reason once it is out of the inflight table. */
-            id_put(c, p->pid, NULL);
-            fl_unlink(c, p);
-            c->inflight--;
-            (void)pub_allowed(c, p);
+        int refused = p->state == TTI_PUB_SENT ? pub_unsupported(c, p) : 0;
+        if (refused) {                /* this broker refuses what an earlier one took */
+            pub_refuse(c, p, refused, true);
             continue;
         }
         if (p->state == TTI_PUB_RELEASING) send_simple(c, TTI_MQTT_PUBREL, p->pid, 0);
@@ -1013,6 +1044,16 @@ static bool auth_call(tt_client *c, tt_auth_step *st, char *why, size_t n) {
     return true;
 }
 
+/* A step with the broker's Authentication Data, when the packet has some. */
+static tt_auth_step auth_step(tt_auth_stage stage, bool reauth, const tti_mqtt_props *pr) {
+    tt_auth_step st = { .stage = stage, .reauth = reauth };
+    if (pr->present & TTI_MQTT_PBIT(TTI_MQTT_PROP_AUTH_DATA)) {
+        st.data = pr->auth_data.ptr;
+        st.len = pr->auth_data.len;
+    }
+    return st;
+}
+
 static bool same_method(const tt_client *c, const tti_mqtt_props *pr) {
     size_t n = strlen(c->rare->auth_method);
     return pr->auth_method.len == n && !memcmp(pr->auth_method.ptr, c->rare->auth_method, n);
@@ -1114,14 +1155,9 @@ static void on_auth_pkt(tt_client *c, const tti_mqtt_pkt *pkt) {
         return;
     }
     bool reauth = c->state == ST_UP && c->rare->reauth_f;
-    tt_auth_step st = { .reauth = reauth };
-    if (pr->present & TTI_MQTT_PBIT(TTI_MQTT_PROP_AUTH_DATA)) {
-        st.data = pr->auth_data.ptr;
-        st.len = pr->auth_data.len;
-    }
+    tt_auth_step st = auth_step(TT_AUTH_CHALLENGE, reauth, pr);
     char why[200];
     if (pkt->reason == TTI_MQTT_RC_CONTINUE_AUTH && (c->state == ST_WAIT_CONNACK || reauth)) {
-        st.stage = TT_AUTH_CHALLENGE;
         if (!auth_call(c, &st, why, sizeof why)) auth_refused(c, why);
         else send_auth(c, TTI_MQTT_RC_CONTINUE_AUTH, st.reply, st.reply_len);
     } else if (pkt->reason == TTI_MQTT_RC_SUCCESS && reauth) {
@@ -1220,11 +1256,7 @@ static void on_connack(tt_client *c, const tti_mqtt_pkt *pkt) {
             lost(c, TT_EPROTO, TTI_MQTT_RC_PROTOCOL_ERROR, "CONNACK with another authentication method");
             return;
         }
-        tt_auth_step st = { .stage = TT_AUTH_DONE };
-        if (pr->present & TTI_MQTT_PBIT(TTI_MQTT_PROP_AUTH_DATA)) {
-            st.data = pr->auth_data.ptr;
-            st.len = pr->auth_data.len;
-        }
+        tt_auth_step st = auth_step(TT_AUTH_DONE, false, pr);
         if (!auth_call(c, &st, why, sizeof why)) {
             lost(c, TT_EAUTH, 0, why);
             return;
@@ -1521,16 +1553,11 @@ static void fail_queue(tt_client *c, tt_err err, const char *why) {
     if (c->ping_head) flush_check(c);  /* every publish is over, failed */
 }
 
-/* Fail pings (and with `flushes`, flushes) waiting in ping_head. */
+/* Fail the pings (and with `flushes`, the flushes) on the wait list. */
 static void fail_waiters(tt_client *c, tt_err err, const char *why, bool flushes) {
-    for (tti_req **pp = &c->ping_head; *pp;) {
-        tti_req *r = *pp;
-        if (r->msg.type == TTI_REQ_PING || flushes) {
-            *pp = r->next;
-            finish(r, err, 0, why);
-        } else {
-            pp = &r->next;
-        }
+    for (tti_req *r = waiters_take(c, flushes ? is_waiter : is_ping), *next; r; r = next) {
+        next = r->next;
+        finish(r, err, 0, why);
     }
 }
 
@@ -1760,7 +1787,7 @@ static void handle_sub(tt_client *c, tti_subreq *s) {
     bool unsub = s->r.msg.type == TTI_REQ_UNSUBSCRIBE;
     for (size_t i = 0; i < s->n; i++) {
         if (unsub) sub_remove(c, s->ents[i].filter, s->ents[i].filter_len);
-        else sub_set(c, &s->ents[i]);
+        else (void)sub_set(c, &s->ents[i]);
     }
     if (c->state == ST_UP) {
         send_subreq(c, s);
@@ -1787,18 +1814,11 @@ static void handle_window(tt_client *c, tti_winreq *w) {
 static void handle_flush(tt_client *c, tti_req *r) {
     /* Flushes whose callers gave up (deadline, cancel) leave first, so a
      * caller that keeps timing out while the broker is away grows nothing. */
-    tti_req **end = &c->ping_head;
-    while (*end) {
-        tti_req *w = *end;
-        if (w->msg.type == TTI_REQ_FLUSH && tt_future_done(w->f)) {
-            *end = w->next;
-            finish(w, TT_ETIMEDOUT, 0, NULL);    /* gives up the producer's reference */
-        } else {
-            end = &w->next;
-        }
+    for (tti_req *w = waiters_take(c, is_abandoned_flush), *next; w; w = next) {
+        next = w->next;
+        finish(w, TT_ETIMEDOUT, 0, NULL);      /* gives up the producer's reference */
     }
-    r->next = NULL;
-    *end = r;
+    waiter_append(c, r);
     flush_check(c);
 }
 
@@ -1807,10 +1827,7 @@ static void handle_ping(tt_client *c, tti_req *r) {
         finish(r, TT_ECLOSED, 0, "not connected");
         return;
     }
-    r->next = NULL;
-    tti_req **end = &c->ping_head;   /* pings are few: no tail pointer */
-    while (*end) end = &(*end)->next;
-    *end = r;
+    waiter_append(c, r);
     static const uint8_t ping[2] = { 0xC0, 0x00 };
     out_bytes(c, ping, 2);
     tti_transport_flush(c->tr);

@@ -526,11 +526,13 @@ static tt_future *failed(tt_client *c, tt_err rc, const char *why) {
     return tti_future_failed(c ? &c->strand : NULL, rc, why);
 }
 
-static uint32_t deadline_of(tt_client *c, const tt_call_opts *opts) {
+uint32_t tti_client_deadline(const tt_client *c, const tt_call_opts *opts, uint32_t dflt) {
     if (opts && opts->size >= offsetof(tt_call_opts, timeout_ms) + sizeof(uint32_t) && opts->timeout_ms)
         return opts->timeout_ms;
-    return c->op_timeout_ms;
+    return c->op_timeout_ms ? c->op_timeout_ms : dflt;
 }
+
+static uint32_t deadline_of(tt_client *c, const tt_call_opts *opts) { return tti_client_deadline(c, opts, 0); }
 
 /* Send a request that lives in f's extra space; on a closed actor, fail it. */
 static tt_future *submit(tt_client *c, tti_req *r, uint32_t type, uint32_t deadline_ms, bool counted) {
@@ -572,11 +574,11 @@ tt_future *tt_client_disconnect(tt_client *c) {
 }
 
 tt_future *tt_client_ping(tt_client *c) {
-    return simple_req(c, TTI_REQ_PING, c ? (c->op_timeout_ms ? c->op_timeout_ms : 30000) : 0);
+    return simple_req(c, TTI_REQ_PING, c ? tti_client_deadline(c, NULL, 30000) : 0);
 }
 
 tt_future *tt_client_reauth(tt_client *c) {
-    return simple_req(c, TTI_REQ_REAUTH, c ? (c->op_timeout_ms ? c->op_timeout_ms : 30000) : 0);
+    return simple_req(c, TTI_REQ_REAUTH, c ? tti_client_deadline(c, NULL, 30000) : 0);
 }
 
 tt_future *tt_client_flush(tt_client *c) {

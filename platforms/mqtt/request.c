@@ -216,10 +216,7 @@ tt_future *tt_client_request(tt_client *c, const tt_pub *req, const tt_call_opts
     rq_ent *e = tti_future_extra(f);
     e->t = t;
     e->id = atomic_fetch_add_explicit(&t->next_id, 1, memory_order_relaxed);
-    uint32_t ms = opts && opts->size >= offsetof(tt_call_opts, timeout_ms) + sizeof(uint32_t) && opts->timeout_ms
-                      ? opts->timeout_ms
-                      : c->op_timeout_ms ? c->op_timeout_ms : 30000;
-    tti_future_set_deadline(f, c->actor.loop->base, ms);
+    tti_future_set_deadline(f, c->actor.loop->base, tti_client_deadline(c, opts, 30000));
     tt_err rc = rq_insert(t, e->id, f);
     if (rc != TT_OK) {
         (void)tt_promise_complete(tti_future_promise(f), rc, 0, rc == TT_ECLOSED ? "client closed" : NULL);

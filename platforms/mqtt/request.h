@@ -18,4 +18,8 @@ void tti_reqtab_close(tti_reqtab *t);
 
 void tti_reqtab_free(tti_reqtab *t);
 
+/* A call's deadline in ms: opts->timeout_ms, else the client's op_timeout_ms,
+ * else `dflt` (0: none). In client.c. */
+uint32_t tti_client_deadline(const tt_client *c, const tt_call_opts *opts, uint32_t dflt);
+
 #endif
