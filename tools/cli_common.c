@@ -314,6 +314,17 @@ void cli_shutdown(tt_runtime *rt, tt_client *c, bool disconnect) {
     if (rt) tt_runtime_free(rt);
 }
 
+bool cli_read_file(const char *path, char **buf, size_t *len) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        fprintf(stderr, "tether: cannot open %s: %s\n", path, strerror(errno));
+        return false;
+    }
+    bool ok = cli_read_all(fp, path, buf, len);
+    fclose(fp);
+    return ok;
+}
+
 bool cli_read_all(FILE *in, const char *name, char **buf, size_t *len) {
     size_t cap = 4096, n = 0;
     char *p = malloc(cap);

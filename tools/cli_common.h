@@ -82,6 +82,8 @@ void cli_shutdown(tt_runtime *rt, tt_client *c, bool disconnect);
 
 /* Read a whole stream or file into a malloc'd buffer; false after printing why. */
 bool cli_read_all(FILE *in, const char *name, char **buf, size_t *len);
+/* The same for the file at `path`, saying on stderr when it cannot be opened. */
+bool cli_read_file(const char *path, char **buf, size_t *len);
 
 /* Monotonic seconds. */
 double cli_now(void);

@@ -2,7 +2,6 @@
  * with flags after mosquitto_pub. Publishes go out through a window: at most
  * --inflight futures are outstanding; each one's continuation (on a pool
  * thread) counts it done and wakes the main thread. */
-#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -259,14 +258,7 @@ int cmd_pub(int argc, char **argv) {
     if (pa.src == SRC_MSG) {
         len = strlen(pa.msg);
     } else if (pa.src == SRC_FILE) {
-        FILE *fp = fopen(pa.msg, "rb");
-        if (!fp) {
-            fprintf(stderr, "tether: cannot open %s: %s\n", pa.msg, strerror(errno));
-            return CLI_EXIT_FAIL;
-        }
-        bool ok = cli_read_all(fp, pa.msg, &data, &len);
-        fclose(fp);
-        if (!ok) return CLI_EXIT_FAIL;
+        if (!cli_read_file(pa.msg, &data, &len)) return CLI_EXIT_FAIL;
     } else if (pa.src == SRC_STDIN) {
         if (!cli_read_all(stdin, "stdin", &data, &len)) return CLI_EXIT_FAIL;
     }

@@ -1,7 +1,6 @@
 /* tether rr — one MQTT 5 request and its answer, with flags after
  * mosquitto_rr: publish to -t with response topic -e and a correlation id,
  * print the payload of the answer, exit. Built on tt_client_request(). */
-#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,14 +78,7 @@ int cmd_rr(int argc, char **argv) {
     char *data = NULL;
     size_t len = 0;
     if (file) {
-        FILE *fp = fopen(file, "rb");
-        if (!fp) {
-            fprintf(stderr, "tether: cannot open %s: %s\n", file, strerror(errno));
-            return CLI_EXIT_FAIL;
-        }
-        bool ok = cli_read_all(fp, file, &data, &len);
-        fclose(fp);
-        if (!ok) return CLI_EXIT_FAIL;
+        if (!cli_read_file(file, &data, &len)) return CLI_EXIT_FAIL;
     } else if (from_stdin) {
         if (!cli_read_all(stdin, "stdin", &data, &len)) return CLI_EXIT_FAIL;
     } else if (msg) {
