@@ -5,6 +5,7 @@
  *   tether sub ...   subscribe, flags after mosquitto_sub (cmd_sub.c)
  *   tether rr ...    request and answer, after mosquitto_rr (cmd_rr.c)
  *   tether tb ...    ThingsBoard device API by hand      (cmd_tb.c)
+ *   tether watson .. Watson IoT clients by hand          (cmd_watson.c)
  *   tether sim ...   fleet simulator                     (cmd_sim.c) */
 #include <inttypes.h>
 #include <signal.h>
@@ -18,6 +19,7 @@
 #include "cli_common.h"
 
 int cmd_tb(int argc, char **argv);    /* cmd_tb.c */
+int cmd_watson(int argc, char **argv); /* cmd_watson.c */
 int cmd_sim(int argc, char **argv);   /* cmd_sim.c */
 
 static double now_s(void) {
@@ -116,6 +118,8 @@ int main(int argc, char **argv) {
                "                rr --help)\n"
                "  tb            ThingsBoard device: telemetry, attributes, rpc-serve, rpc-call,\n"
                "                provision, claim, fw (tb --help)\n"
+               "  watson        Watson IoT device, gateway and application: event, commands,\n"
+               "                watch, command (watson --help)\n"
                "  sim           simulate a fleet of devices and measure it (sim --help)\n");
         return argc < 2 ? 2 : 0;
     }
@@ -133,6 +137,10 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "tb")) {
         signal(SIGPIPE, SIG_IGN);
         return cmd_tb(argc - 2, argv + 2);
+    }
+    if (!strcmp(argv[1], "watson")) {
+        signal(SIGPIPE, SIG_IGN);
+        return cmd_watson(argc - 2, argv + 2);
     }
     if (!strcmp(argv[1], "sim")) return cmd_sim(argc - 2, argv + 2);
     fprintf(stderr, "tether: unknown command '%s'\n", argv[1]);

@@ -11,5 +11,6 @@
 #include <tether/codec.h>
 #include <tether/codec_pool.h>
 #include <tether/thingsboard.h>
+#include <tether/watson.h>
 
 #endif /* TETHER_H */

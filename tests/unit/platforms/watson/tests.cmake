@@ -1,0 +1,2 @@
+# Watson IoT adapter: configuration from YAML, environment and INI (label unit).
+tt_add_test(wiotp_config_test LABEL unit SOURCES ${CMAKE_CURRENT_LIST_DIR}/wiotp_config_test.c)
