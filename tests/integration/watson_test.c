@@ -956,6 +956,50 @@ static void test_dm_gateway(void) {
     dm_teardown(&fx);
 }
 
+#ifdef TT_EXAMPLE_WIOTP
+/* examples/watson/device.c against the emulator: its events reach an
+ * application, and it obeys setInterval. */
+static void test_example(void) {
+    TT_REQUIRE(up());
+    char yaml[300], out[300], port[16];
+    snprintf(yaml, sizeof yaml, "%s/ex.yaml", g_b.dir);
+    snprintf(out, sizeof out, "%s/ex.out", g_b.dir);
+    snprintf(port, sizeof port, "%d", g_b.port);
+    FILE *fp = fopen(yaml, "w");
+    TT_REQUIRE(fp);
+    fprintf(fp, "identity: {orgId: %s, typeId: sensor, deviceId: s1}\nauth: {token: tok-s1}\n", ORG);
+    fclose(fp);
+    recorder ra;
+    rec_init(&ra);
+    tt_wiotp *a = app_new("exapp", &ra);
+    TT_REQUIRE(a);
+    TT_REQUIRE(tt_wait_free(tt_wiotp_connect(a)) == TT_OK);
+    TT_REQUIRE(sub(a, TT_WIOTP_EVENT, "sensor", "s1", "reading") == TT_OK);
+    char *argv[] = { (char *)TT_EXAMPLE_WIOTP, yaml, (char *)"5", (char *)"127.0.0.1", port, NULL };
+    pid_t pid = tt_broker_spawn(argv, out);
+    TT_REQUIRE(pid > 0);
+    TT_REQUIRE(rec_wait(&ra, 1));                  /* the first event: connected */
+    json_t *v = json_pack("{s:i}", "ms", 100);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_wiotp_publish_command(a, "sensor", "s1", "setInterval", "json", v, TT_QOS1)), TT_OK);
+    json_decref(v);
+    TT_CHECK(rec_wait(&ra, 15));                   /* 10 a second from now on */
+    TT_CHECK_EQ_INT(tt_broker_waitpid(pid, 20000), 0);
+    const seen_msg *s = rec_find(&ra, TT_WIOTP_EVENT, "s1", "reading");
+    TT_REQUIRE(s);
+    TT_CHECK(strstr(s->data, "\"temperature\":") != NULL);
+    FILE *f = fopen(out, "r");
+    char buf[4096] = "";
+    if (f) {
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        buf[n] = '\0';
+        fclose(f);
+    }
+    TT_CHECK_MSG(strstr(buf, "command setInterval: every 100 ms") != NULL, "output: %s", buf);
+    tt_wiotp_free(a);
+    down();
+}
+#endif
+
 #ifdef TT_CLI_PATH
 /* ---- tether watson ------------------------------------------------------------ */
 
@@ -1090,6 +1134,9 @@ TT_TEST_LIST = {
     { "dm_platform_requests", test_dm_platform_requests },
     { "dm_renewal", test_dm_renewal },
     { "dm_gateway", test_dm_gateway },
+#ifdef TT_EXAMPLE_WIOTP
+    { "example", test_example },
+#endif
 #ifdef TT_CLI_PATH
     { "cli", test_cli },
 #endif
