@@ -383,3 +383,9 @@ void cli_print_common_help(FILE *out) {
           "  --will-topic T [--will-payload M] [--will-qos Q] [--will-retain]\n",
           out);
 }
+
+bool cli_one_of(const char *s, const char *const *list) {
+    for (; *list; list++)
+        if (!strcmp(s, *list)) return true;
+    return false;
+}

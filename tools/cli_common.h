@@ -85,6 +85,9 @@ bool cli_read_all(FILE *in, const char *name, char **buf, size_t *len);
 /* The same for the file at `path`, saying on stderr when it cannot be opened. */
 bool cli_read_file(const char *path, char **buf, size_t *len);
 
+/* Whether `s` is one of the NULL-terminated `list`. */
+bool cli_one_of(const char *s, const char *const *list);
+
 /* Monotonic seconds. */
 double cli_now(void);
 

@@ -301,11 +301,6 @@ static int run_provision(tb_args *a, tt_runtime *rt) {
     return ex;
 }
 
-static void log_line(tt_log_level level, const char *tag, const char *msg, void *arg) {
-    (void)arg;
-    fprintf(stderr, "[%d] %s: %s\n", (int)level, tag, msg);
-}
-
 int cmd_tb(int argc, char **argv);   /* called from tether.c */
 
 int cmd_tb(int argc, char **argv) {
@@ -316,10 +311,8 @@ int cmd_tb(int argc, char **argv) {
     if (ex != CLI_EXIT_OK) return ex;
     static const char *const acts[] = { "telemetry", "attributes", "rpc-serve", "rpc-call",
                                         "provision", "claim", "fw", NULL };
-    bool known = false;
-    for (const char *const *p = acts; *p; p++) known |= !strcmp(*p, a.action);
-    if (!known) return cli_usage_error(&a.cc, "unknown action '%s'", a.action);
-    if (a.cc.debug) tt_log_set_handler(log_line, NULL, TT_LOG_DEBUG);
+    if (!cli_one_of(a.action, acts)) return cli_usage_error(&a.cc, "unknown action '%s'", a.action);
+    if (a.cc.debug) tt_log_set_handler(tt_log_stderr, NULL, TT_LOG_DEBUG);
     tt_runtime *rt;
     tt_err rc = tt_runtime_new(&rt, NULL);
     if (rc != TT_OK) {

@@ -321,11 +321,6 @@ static int run(w_args *a, tt_runtime *rt) {
     return ex;
 }
 
-static void log_line(tt_log_level level, const char *tag, const char *msg, void *arg) {
-    (void)arg;
-    fprintf(stderr, "[%d] %s: %s\n", (int)level, tag, msg);
-}
-
 int cmd_watson(int argc, char **argv);   /* called from tether.c */
 
 int cmd_watson(int argc, char **argv) {
@@ -335,10 +330,8 @@ int cmd_watson(int argc, char **argv) {
     if (ex < 0) return CLI_EXIT_OK;   /* --help */
     if (ex != CLI_EXIT_OK) return ex;
     static const char *const acts[] = { "event", "commands", "watch", "command", NULL };
-    bool known = false;
-    for (const char *const *p = acts; *p; p++) known |= !strcmp(*p, a.action);
-    if (!known) return cli_usage_error(&a.cc, "unknown action '%s'", a.action);
-    if (a.cc.debug) tt_log_set_handler(log_line, NULL, TT_LOG_DEBUG);
+    if (!cli_one_of(a.action, acts)) return cli_usage_error(&a.cc, "unknown action '%s'", a.action);
+    if (a.cc.debug) tt_log_set_handler(tt_log_stderr, NULL, TT_LOG_DEBUG);
     tt_runtime *rt;
     tt_err rc = tt_runtime_new(&rt, NULL);
     if (rc != TT_OK) {

@@ -366,14 +366,54 @@ tt_err tt_wiotp_new(tt_runtime *rt, const tt_wiotp_opts *o, tt_wiotp **out) {
 
 /* ---- Connection ------------------------------------------------------------- */
 
-typedef struct conn_ctx {
+/* A call in progress: the future given to the caller (on the client's
+ * strand) and a reference to the client. */
+typedef struct w_call {
     tt_wiotp *w;
     tt_promise *p;
-} conn_ctx;
+} w_call;
 
-static void conn_done(conn_ctx *x) {
+/* NULL (and *out the shared out-of-memory future) if out of memory. */
+static w_call *call_new(tt_wiotp *w, tt_future **out) {
+    w_call *x = tti_malloc(sizeof *x);
+    *out = x ? tti_future_new(&w->c->strand, 0) : NULL;
+    if (!*out) {
+        tti_free(x);
+        *out = tti_future_enomem();
+        return NULL;
+    }
+    x->w = w;
+    x->p = tti_future_promise(*out);
+    w_ref(w);
+    return x;
+}
+
+static void call_done(w_call *x) {
     w_unref(x->w);
     tti_free(x);
+}
+
+/* Continue with fn(f, x) once f completes; takes f. */
+static void call_then(w_call *x, tt_future *f, tt_future_fn fn) {
+    if (tt_future_then(f, fn, x) != TT_OK) {   /* only the shared out-of-memory future refuses */
+        tt_future_free(f);
+        (void)tt_promise_complete(x->p, TT_ENOMEM, 0, NULL);
+        call_done(x);
+    }
+}
+
+/* The index of the first refused filter of a SUBACK, or -1; its code in *code. */
+static int first_refused(const tt_future *f, uint8_t *code) {
+    const uint8_t *codes = NULL;
+    size_t n = 0;
+    if (tt_future_get_suback(f, &codes, &n) != TT_OK) return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (codes[i] >= 0x80) {
+            *code = codes[i];
+            return (int)i;
+        }
+    }
+    return -1;
 }
 
 static void relay_fail(tt_promise *p, tt_future *f, const char *what) {
@@ -384,36 +424,32 @@ static void relay_fail(tt_promise *p, tt_future *f, const char *what) {
 }
 
 static void conn_subscribed(tt_future *f, void *arg) {
-    conn_ctx *x = arg;
+    w_call *x = arg;
     if (tt_future_result(f) != TT_OK) {
         relay_fail(x->p, f, "subscribing: ");
     } else {
-        const uint8_t *codes;
-        size_t n;
-        size_t bad = SIZE_MAX;
-        if (tt_future_get_suback(f, &codes, &n) == TT_OK)
-            for (size_t i = 0; i < n && bad == SIZE_MAX; i++)
-                if (codes[i] >= 0x80) bad = i;
-        if (bad != SIZE_MAX)
-            (void)tt_promise_complete(x->p, TT_EREFUSED, codes[bad],
+        uint8_t code = 0;
+        int bad = first_refused(f, &code);
+        if (bad >= 0)
+            (void)tt_promise_complete(x->p, TT_EREFUSED, code,
                                       "the platform refused the %s subscription (0x%02x)",
                                       x->w->role == TT_WIOTP_DEVICE && bad == 0 ? "command"
                                                                                : "device management",
-                                      codes[bad]);
+                                      code);
         else
             (void)tt_promise_complete(x->p, TT_OK, 0, NULL);
     }
     tt_future_free(f);
-    conn_done(x);
+    call_done(x);
 }
 
 static void conn_connected(tt_future *f, void *arg) {
-    conn_ctx *x = arg;
+    w_call *x = arg;
     tt_wiotp *w = x->w;
     if (tt_future_result(f) != TT_OK) {
         relay_fail(x->p, f, "");
         tt_future_free(f);
-        conn_done(x);
+        call_done(x);
         return;
     }
     tt_future_free(f);
@@ -427,35 +463,19 @@ static void conn_connected(tt_future *f, void *arg) {
         subs[n++] = (tt_sub){ .filter = dm, .qos = TT_QOS1, .handler = tti_wiotp_dm_on_msg, .arg = w };
     if (!n) {
         (void)tt_promise_complete(x->p, TT_OK, 0, NULL);
-        conn_done(x);
+        call_done(x);
         return;
     }
-    tt_future *sf = tt_client_subscribe(w->c, subs, n, NULL);
-    if (tt_future_then(sf, conn_subscribed, x) != TT_OK) {
-        tt_future_free(sf);
-        (void)tt_promise_complete(x->p, TT_ENOMEM, 0, NULL);
-        conn_done(x);
-    }
+    call_then(x, tt_client_subscribe(w->c, subs, n, NULL), conn_subscribed);
 }
 
 tt_future *tt_wiotp_connect(tt_wiotp *w) {
     if (!w) return w_failed(NULL, TT_EINVAL, "no client");
     if (atomic_load(&w->closing)) return w_failed(w, TT_ECLOSED, "client closed");
-    conn_ctx *x = tti_malloc(sizeof *x);
-    tt_future *out = x ? tti_future_new(&w->c->strand, 0) : NULL;
-    if (!out) {
-        tti_free(x);
-        return tti_future_enomem();
-    }
-    x->w = w;
-    x->p = tti_future_promise(out);
-    w_ref(w);
-    tt_future *cf = tt_client_connect(w->c);
-    if (tt_future_then(cf, conn_connected, x) != TT_OK) {
-        tt_future_free(cf);
-        (void)tt_promise_complete(x->p, TT_ENOMEM, 0, NULL);
-        conn_done(x);
-    }
+    tt_future *out;
+    w_call *x = call_new(w, &out);
+    if (!x) return out;
+    call_then(x, tt_client_connect(w->c), conn_connected);
     return out;
 }
 
@@ -657,29 +677,25 @@ int tt_wiotp_filter_topic(const tt_wiotp *w, const tt_wiotp_filter *fl, char *bu
     return (int)strlen(buf);
 }
 
-typedef struct sub_ctx {
-    tt_wiotp *w;
-    tt_promise *p;
-} sub_ctx;
-
 static void sub_done(tt_future *f, void *arg) {
-    sub_ctx *x = arg;
+    w_call *x = arg;
     if (tt_future_result(f) != TT_OK) {
         relay_fail(x->p, f, "");
     } else {
-        const uint8_t *codes;
-        size_t n;
-        if (tt_future_get_suback(f, &codes, &n) == TT_OK && n == 1 && codes[0] >= 0x80) {
-            (void)tt_promise_complete(x->p, TT_EREFUSED, codes[0],
-                                      "the platform refused the subscription (0x%02x)", codes[0]);
+        const uint8_t *codes = NULL;
+        size_t n = 0;
+        uint8_t code = 0;
+        if (first_refused(f, &code) >= 0) {
+            (void)tt_promise_complete(x->p, TT_EREFUSED, code,
+                                      "the platform refused the subscription (0x%02x)", code);
         } else {
+            (void)tt_future_get_suback(f, &codes, &n);
             tt_promise_set_value(x->p, NULL, NULL, n == 1 ? codes[0] : 0);
             (void)tt_promise_complete(x->p, TT_OK, 0, NULL);
         }
     }
     tt_future_free(f);
-    w_unref(x->w);
-    tti_free(x);
+    call_done(x);
 }
 
 tt_future *tt_wiotp_subscribe(tt_wiotp *w, const tt_wiotp_filter *fl) {
@@ -689,23 +705,11 @@ tt_future *tt_wiotp_subscribe(tt_wiotp *w, const tt_wiotp_filter *fl) {
     const char *why;
     tt_err rc = filter_topic(w, fl, topic, sizeof topic, &q, &why);
     if (rc != TT_OK) return w_failed(w, rc, why);
-    sub_ctx *x = tti_malloc(sizeof *x);
-    tt_future *out = x ? tti_future_new(&w->c->strand, 0) : NULL;
-    if (!out) {
-        tti_free(x);
-        return tti_future_enomem();
-    }
-    x->w = w;
-    x->p = tti_future_promise(out);
-    w_ref(w);
+    tt_future *out;
+    w_call *x = call_new(w, &out);
+    if (!x) return out;
     tt_sub s = { .filter = topic, .qos = q, .handler = on_msg, .arg = w };
-    tt_future *sf = tt_client_subscribe(w->c, &s, 1, NULL);
-    if (tt_future_then(sf, sub_done, x) != TT_OK) {
-        tt_future_free(sf);
-        (void)tt_promise_complete(x->p, TT_ENOMEM, 0, NULL);
-        w_unref(w);
-        tti_free(x);
-    }
+    call_then(x, tt_client_subscribe(w->c, &s, 1, NULL), sub_done);
     return out;
 }
 

@@ -681,6 +681,24 @@ static tt_err yquoted(yaml *y, char **out, size_t *outlen) {
     return TT_OK;
 }
 
+/* A mapping key at the cursor, quoted (a copy in *qkey, to free) or plain
+ * (pointing into the text). */
+static tt_err ykey(yaml *y, bool flow, char **qkey, const char **key, size_t *klen) {
+    const char *bad = yunsupported(y, y->i);
+    if (bad) return yfail(y, y->line, "%s", bad);
+    tt_err rc;
+    char ch = ych(y, y->i);
+    if (ch == '"' || ch == '\'') {
+        if ((rc = yquoted(y, qkey, klen))) return rc;
+        *key = *qkey;
+        return TT_OK;
+    }
+    size_t st;
+    if ((rc = yplain(y, flow, true, &st, klen))) return rc;
+    *key = y->s + st;
+    return TT_OK;
+}
+
 static bool is_null(const char *s, size_t len) {
     return (len == 1 && s[0] == '~') ||
            (len == 4 && (memcmp(s, "null", 4) == 0 || memcmp(s, "Null", 4) == 0 ||
@@ -748,20 +766,11 @@ static tt_err yflow_map(yaml *y, const ypath *p, size_t depth) {
         }
         unsigned line = y->line;
         char ch = y->s[y->i];
-        const char *bad;
         char *qkey = NULL;
         const char *key;
         size_t klen;
         if (ch == '{') return yfail(y, line, "complex keys are not supported");
-        if ((bad = yunsupported(y, y->i))) return yfail(y, line, "%s", bad);
-        if (ch == '"' || ch == '\'') {
-            if ((rc = yquoted(y, &qkey, &klen))) return rc;
-            key = qkey;
-        } else {
-            size_t st;
-            if ((rc = yplain(y, true, true, &st, &klen))) return rc;
-            key = y->s + st;
-        }
+        if ((rc = ykey(y, true, &qkey, &key, &klen))) return rc;
         ypath child;
         path_child(&child, p, key, klen);
         tti_free(qkey);
@@ -796,22 +805,13 @@ static tt_err yentry(yaml *y, const ypath *parent, size_t depth, ypath *pend, un
                      bool *pending) {
     unsigned line = y->line;
     char ch = ych(y, y->i);
-    const char *bad;
     char *qkey = NULL;
     const char *key;
     size_t klen;
     tt_err rc;
 
     if (ch == '{') return yfail(y, line, "a mapping in '{...}' is only supported as a value");
-    if ((bad = yunsupported(y, y->i))) return yfail(y, line, "%s", bad);
-    if (ch == '"' || ch == '\'') {
-        if ((rc = yquoted(y, &qkey, &klen))) return rc;
-        key = qkey;
-    } else {
-        size_t st;
-        if ((rc = yplain(y, false, true, &st, &klen))) return rc;
-        key = y->s + st;
-    }
+    if ((rc = ykey(y, false, &qkey, &key, &klen))) return rc;
     yskip_blanks(y);
     if (ych(y, y->i) != ':' || !yblank_or_eol(y, y->i + 1)) {
         tti_free(qkey);
