@@ -389,3 +389,10 @@ bool cli_one_of(const char *s, const char *const *list) {
         if (!strcmp(s, *list)) return true;
     return false;
 }
+
+int cli_finish(const char *what, tt_future *f, int32_t ms) {
+    tt_err rc = tt_future_wait(f, ms);
+    if (rc != TT_OK) cli_report(what, f);
+    tt_future_free(f);
+    return rc == TT_OK ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+}

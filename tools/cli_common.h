@@ -85,6 +85,10 @@ bool cli_read_all(FILE *in, const char *name, char **buf, size_t *len);
 /* The same for the file at `path`, saying on stderr when it cannot be opened. */
 bool cli_read_file(const char *path, char **buf, size_t *len);
 
+/* Wait up to `ms` for `f`, print a line on failure (cli_report), free it.
+ * Returns CLI_EXIT_OK or CLI_EXIT_FAIL. */
+int cli_finish(const char *what, tt_future *f, int32_t ms);
+
 /* Whether `s` is one of the NULL-terminated `list`. */
 bool cli_one_of(const char *s, const char *const *list);
 

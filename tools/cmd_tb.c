@@ -145,14 +145,6 @@ static void fill_opts(const tb_args *a, tt_tb_opts *o, tt_client_opts *co) {
     o->mqtt = co;
 }
 
-/* Wait, print a line on failure, free. */
-static int finish(const char *what, tt_future *f, int32_t ms) {
-    tt_err rc = tt_future_wait(f, ms);
-    if (rc != TT_OK) cli_report(what, f);
-    tt_future_free(f);
-    return rc == TT_OK ? CLI_EXIT_OK : CLI_EXIT_FAIL;
-}
-
 /* ---- rpc-serve ----------------------------------------------------------- */
 
 static atomic_long g_served;
@@ -197,12 +189,12 @@ static int run_device(tb_args *a, tt_runtime *rt) {
         fprintf(stderr, "tether: tb: %s\n", tt_strerror(rc));
         return rc == TT_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
     }
-    int ex = finish("connect", tt_tb_device_connect(d), TB_WAIT_MS);
+    int ex = cli_finish("connect", tt_tb_device_connect(d), TB_WAIT_MS);
     if (ex == CLI_EXIT_OK) {
         if (!strcmp(act, "telemetry")) {
-            ex = finish("telemetry", tt_tb_device_send_telemetry(d, m), TB_WAIT_MS);
+            ex = cli_finish("telemetry", tt_tb_device_send_telemetry(d, m), TB_WAIT_MS);
         } else if (!strcmp(act, "attributes") && m) {
-            ex = finish("attributes", tt_tb_device_send_attributes(d, m), TB_WAIT_MS);
+            ex = cli_finish("attributes", tt_tb_device_send_attributes(d, m), TB_WAIT_MS);
         } else if (!strcmp(act, "attributes")) {
             tt_future *f = tt_tb_device_request_attributes(d, a->client_keys, a->shared_keys, NULL);
             if (tt_future_wait(f, TB_WAIT_MS) == TT_OK) print_json(tt_future_get_ptr(f));
@@ -214,7 +206,7 @@ static int run_device(tb_args *a, tt_runtime *rt) {
             else cli_report("rpc-call", f), ex = CLI_EXIT_FAIL;
             tt_future_free(f);
         } else if (!strcmp(act, "claim")) {
-            ex = finish("claim", tt_tb_device_claim(d, a->secret, (uint32_t)a->duration), TB_WAIT_MS);
+            ex = cli_finish("claim", tt_tb_device_claim(d, a->secret, (uint32_t)a->duration), TB_WAIT_MS);
         } else if (!strcmp(act, "rpc-serve")) {
             signal(SIGINT, on_stop);
             signal(SIGTERM, on_stop);
@@ -242,7 +234,7 @@ static int run_device(tb_args *a, tt_runtime *rt) {
                     ex = CLI_EXIT_FAIL;
                 } else {
                     printf("%s %s: %zu bytes written to %s\n", tt_tb_fw_title(f), tt_tb_fw_version(f), n, path);
-                    ex = finish("fw report", tt_tb_device_fw_report(d, TT_TB_FW_UPDATED, tt_tb_fw_title(f),
+                    ex = cli_finish("fw report", tt_tb_device_fw_report(d, TT_TB_FW_UPDATED, tt_tb_fw_title(f),
                                                                     tt_tb_fw_version(f), NULL), TB_WAIT_MS);
                 }
                 if (fp) fclose(fp);

@@ -209,14 +209,6 @@ static int w_opts(w_args *a, tt_wiotp_role role, tt_wiotp_config **cfg, tt_wiotp
     return CLI_EXIT_OK;
 }
 
-/* Wait, print a line on failure, free. */
-static int finish(const char *what, tt_future *f, int32_t ms) {
-    tt_err rc = tt_future_wait(f, ms);
-    if (rc != TT_OK) cli_report(what, f);
-    tt_future_free(f);
-    return rc == TT_OK ? CLI_EXIT_OK : CLI_EXIT_FAIL;
-}
-
 /* -m as the format wants it: JSON for JSON-shaped formats, else bytes. */
 static bool json_format(const char *f) {
     return !strcmp(f, "json") || !strcmp(f, "json-iotf") || !strcmp(f, "msgpack");
@@ -260,7 +252,7 @@ static int run(w_args *a, tt_runtime *rt) {
             ex = rc == TT_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
         }
     }
-    if (ex == CLI_EXIT_OK) ex = finish("connect", tt_wiotp_connect(w), W_WAIT_MS);
+    if (ex == CLI_EXIT_OK) ex = cli_finish("connect", tt_wiotp_connect(w), W_WAIT_MS);
     if (ex == CLI_EXIT_OK) {
         tt_qos q = a->qos < 0 ? TT_QOS0 : (tt_qos)a->qos;
         size_t mlen = a->msg ? strlen(a->msg) : 0;
@@ -271,7 +263,7 @@ static int run(w_args *a, tt_runtime *rt) {
                                     : tt_wiotp_publish_event_raw(w, a->dev_type, a->dev_id,
                                                                  a->event, a->format, a->msg,
                                                                  mlen, q);
-                ex = finish("event", f, W_WAIT_MS);
+                ex = cli_finish("event", f, W_WAIT_MS);
             }
         } else if (!strcmp(act, "command")) {
             tt_future *f = data || !a->msg
@@ -279,7 +271,7 @@ static int run(w_args *a, tt_runtime *rt) {
                                                           a->format, data, q)
                                : tt_wiotp_publish_command_raw(w, a->dev_type, a->dev_id, a->cmd,
                                                               a->format, a->msg, mlen, q);
-            ex = finish("command", f, W_WAIT_MS);
+            ex = cli_finish("command", f, W_WAIT_MS);
         } else if (!strcmp(act, "commands") || !strcmp(act, "watch")) {
             if (role == TT_WIOTP_GATEWAY) {
                 tt_wiotp_filter fl = TT_OPTS_INIT(tt_wiotp_filter);
@@ -287,7 +279,7 @@ static int run(w_args *a, tt_runtime *rt) {
                 fl.type_id = a->dev_type;
                 fl.device_id = a->dev_id;
                 fl.format = strcmp(a->format, "json") ? a->format : NULL;
-                ex = finish("subscribe", tt_wiotp_subscribe(w, &fl), W_WAIT_MS);
+                ex = cli_finish("subscribe", tt_wiotp_subscribe(w, &fl), W_WAIT_MS);
             } else if (role == TT_WIOTP_APP) {
                 tt_wiotp_filter fl = TT_OPTS_INIT(tt_wiotp_filter);
                 fl.kind = TT_WIOTP_EVENT;
@@ -295,10 +287,10 @@ static int run(w_args *a, tt_runtime *rt) {
                 fl.device_id = a->dev_id;
                 fl.id = a->event;
                 fl.qos = a->qos < 0 ? TT_QOS0 : (tt_qos)a->qos;
-                ex = finish("subscribe", tt_wiotp_subscribe(w, &fl), W_WAIT_MS);
+                ex = cli_finish("subscribe", tt_wiotp_subscribe(w, &fl), W_WAIT_MS);
                 if (ex == CLI_EXIT_OK && a->status) {
                     fl.kind = TT_WIOTP_DEVICE_STATUS;
-                    ex = finish("subscribe", tt_wiotp_subscribe(w, &fl), W_WAIT_MS);
+                    ex = cli_finish("subscribe", tt_wiotp_subscribe(w, &fl), W_WAIT_MS);
                 }
             }
             if (ex == CLI_EXIT_OK) {
