@@ -172,36 +172,44 @@ static json_t *decode(const tt_wiotp_msg *m, tt_err *err, int64_t *ts) {
     return *err == TT_OK ? v : NULL;
 }
 
-static void on_msg(tt_client *c, const tt_msg *msg, void *arg) {
-    (void)c;
-    tt_wiotp *w = arg;
-    size_t tl;
-    const char *topic = tt_msg_topic(msg, &tl);
-    char stack[WIOTP_TOPIC_MAX], *buf = tl < sizeof stack ? stack : tti_malloc(tl + 1);
-    if (!buf) return;
+bool tti_wiotp_parse_topic(const tt_wiotp *w, const char *topic, size_t tl, char *buf,
+                           tt_wiotp_msg *m) {
     memcpy(buf, topic, tl);
     buf[tl] = '\0';
+    char *split = buf + tl + 1;
+    memcpy(split, topic, tl);
+    split[tl] = '\0';
     char *lv[WIOTP_MAX_LEVELS];
     int n = 0;
-    for (char *p = buf;; ) {
-        if (n == WIOTP_MAX_LEVELS) {
-            n++;                       /* too many levels: none of ours */
-            break;
-        }
+    for (char *p = split;;) {
+        if (n == WIOTP_MAX_LEVELS) return false;    /* too many levels: none of ours */
         lv[n++] = p;
         char *s = strchr(p, '/');
         if (!s) break;
         *s = '\0';
         p = s + 1;
     }
-    tt_wiotp_msg m = { 0 };
-    if (n > WIOTP_MAX_LEVELS || !classify(w, lv, n, &m)) {
+    memset(m, 0, sizeof *m);
+    if (!classify(w, lv, n, m)) return false;
+    m->topic = buf;
+    return true;
+}
+
+static void on_msg(tt_client *c, const tt_msg *msg, void *arg) {
+    (void)c;
+    tt_wiotp *w = arg;
+    size_t tl;
+    const char *topic = tt_msg_topic(msg, &tl);
+    char stack[2 * WIOTP_TOPIC_MAX];
+    char *buf = 2 * (tl + 1) <= sizeof stack ? stack : tti_malloc(2 * (tl + 1));
+    if (!buf) return;
+    tt_wiotp_msg m;
+    if (!tti_wiotp_parse_topic(w, topic, tl, buf, &m)) {
         TTI_LOG(DEBUG, "wiotp", "%s: a message on %.*s, which is none of the platform's topics",
                 tt_client_id(w->c), (int)tl, topic);
         if (buf != stack) tti_free(buf);
         return;
     }
-    m.topic = topic;
     m.payload = tt_msg_payload(msg, &m.len);
     m.retained = tt_msg_is_retained(msg);
     m.ts_ms = -1;
@@ -209,8 +217,8 @@ static void on_msg(tt_client *c, const tt_msg *msg, void *arg) {
     if (m.ts_ms < 0) m.ts_ms = now_ms();
     m.data = data;
     if (m.decode_err != TT_OK)
-        TTI_LOG(DEBUG, "wiotp", "%s: %s payload on %.*s not decoded: %s", tt_client_id(w->c),
-                m.format, (int)tl, topic, tt_strerror(m.decode_err));
+        TTI_LOG(DEBUG, "wiotp", "%s: %s payload on %s not decoded: %s", tt_client_id(w->c),
+                m.format, m.topic, tt_strerror(m.decode_err));
     if (w->on_message) w->on_message(w, &m, w->on_message_arg);
     json_decref(data);
     if (buf != stack) tti_free(buf);

@@ -52,6 +52,12 @@ void tti_wiotp_unref(tt_wiotp *w);
 /* A random RFC 4122 version 4 UUID, 36 characters and a NUL. */
 void tti_wiotp_uuid(char out[37]);
 
+/* Fill m's kind and names (and topic) from `topic` (tl bytes, no NUL
+ * needed); `buf` holds 2 * (tl + 1) bytes that m points into. False for a
+ * topic that is none of the platform's. */
+bool tti_wiotp_parse_topic(const tt_wiotp *w, const char *topic, size_t tl, char *buf,
+                           tt_wiotp_msg *m);
+
 /* The handler of the management topics (the client's strand). */
 void tti_wiotp_dm_on_msg(tt_client *c, const tt_msg *m, void *arg);
 /* The filter those topics are under, for this client (NUL-terminated). */

@@ -651,6 +651,173 @@ static void test_config_file(void) {
     down();
 }
 
+/* A user codec registered under a format name carries events both ways
+ * (the SDK's setMessageCodec); a subscription's future gives the granted QoS. */
+static tt_err csv_encode(void *arg, const json_t *v, tt_buf *out) {
+    (void)arg;
+    if (!json_is_array(v)) return TT_EINVAL;
+    size_t i;
+    json_t *x;
+    json_array_foreach(v, i, x) {
+        char num[32];
+        int n = snprintf(num, sizeof num, "%s%" JSON_INTEGER_FORMAT, i ? "," : "", json_integer_value(x));
+        if (tt_buf_append(out, num, (size_t)n) != TT_OK) return TT_ENOMEM;
+    }
+    return TT_OK;
+}
+
+static tt_err csv_decode(void *arg, const void *data, size_t len, json_t **out, tt_codec_error *err) {
+    (void)arg;
+    json_t *a = json_array();
+    const char *p = data, *end = p + len;
+    while (p < end) {
+        char *e;
+        char tmp[32];
+        size_t k = 0;
+        while (p + k < end && p[k] != ',' && k < sizeof tmp - 1) k++;
+        memcpy(tmp, p, k);
+        tmp[k] = '\0';
+        long long v = strtoll(tmp, &e, 10);
+        if (e == tmp || *e) {
+            json_decref(a);
+            err->offset = (size_t)(p - (const char *)data);
+            snprintf(err->reason, sizeof err->reason, "not a number");
+            return TT_EPROTO;
+        }
+        json_array_append_new(a, json_integer(v));
+        p += k + 1;
+    }
+    *out = a;
+    return TT_OK;
+}
+
+static void test_user_codec(void) {
+    TT_REQUIRE(up());
+    tt_codec_ops ops = TT_OPTS_INIT(tt_codec_ops);
+    ops.encode = csv_encode;
+    ops.decode = csv_decode;
+    tt_err rc = tt_codec_register("csv-ints", &ops, NULL);
+    TT_CHECK(rc == TT_OK || rc == TT_EBUSY);        /* once per process */
+    recorder rd, ra;
+    rec_init(&rd);
+    rec_init(&ra);
+    tt_wiotp *d = dev_new("sensor", "s1", "tok-s1", &rd), *a = app_new("app1", &ra);
+    TT_REQUIRE(d && a);
+    TT_REQUIRE(tt_wait_free(tt_wiotp_connect(a)) == TT_OK);
+    tt_wiotp_filter f = TT_OPTS_INIT(tt_wiotp_filter);
+    f.kind = TT_WIOTP_EVENT;
+    f.format = "csv-ints";
+    f.qos = TT_QOS2;
+    tt_future *sf = tt_wiotp_subscribe(a, &f);
+    TT_CHECK_EQ_INT(tt_future_wait(sf, TT_WAIT_MS), TT_OK);
+    TT_CHECK_EQ_INT(tt_future_get_i64(sf), 2);       /* granted QoS */
+    tt_future_free(sf);
+    TT_REQUIRE(tt_wait_free(tt_wiotp_connect(d)) == TT_OK);
+    json_t *v = json_pack("[i,i,i]", 3, -1, 40);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_wiotp_publish_event(d, NULL, NULL, "nums", "csv-ints", v, TT_QOS1)), TT_OK);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_wiotp_publish_event_raw(d, NULL, NULL, "bad", "csv-ints", "1,x", 3, TT_QOS1)), TT_OK);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_wiotp_publish_event(d, NULL, NULL, "json", "json", v, TT_QOS1)), TT_OK);
+    const seen_msg *s = rec_wait_find(&ra, TT_WIOTP_EVENT, "s1", "nums");
+    TT_REQUIRE(s);
+    TT_CHECK_EQ_STR(s->payload, "3,-1,40");
+    TT_CHECK_EQ_STR(s->data, "[3,-1,40]");
+    s = rec_wait_find(&ra, TT_WIOTP_EVENT, "s1", "bad");
+    TT_REQUIRE(s);
+    TT_CHECK_EQ_INT(s->decode_err, TT_EPROTO);
+    TT_CHECK_EQ_STR(s->data, "");
+    usleep(100000);
+    TT_CHECK(rec_find(&ra, TT_WIOTP_EVENT, "s1", "json") == NULL);   /* other formats: not subscribed */
+    json_t *obj = json_object();
+    tt_future *pf = tt_wiotp_publish_event(d, NULL, NULL, "x", "csv-ints", obj, TT_QOS0);
+    TT_CHECK_EQ_INT(tt_future_wait(pf, TT_WAIT_MS), TT_EINVAL);      /* the codec's refusal */
+    tt_future_free(pf);
+    json_decref(obj);
+    json_decref(v);
+    tt_wiotp_free(d);
+    tt_wiotp_free(a);
+    down();
+}
+
+/* Applications see each other's status; shared-subscription identities
+ * ("A:org:app", "A:org:app:instance") are accepted. */
+static void test_app_identities(void) {
+    TT_REQUIRE(up());
+    recorder r1, r2, r3;
+    rec_init(&r1);
+    rec_init(&r2);
+    rec_init(&r3);
+    tt_wiotp *watcher = app_new("watcher", &r1);
+    TT_REQUIRE(watcher);
+    TT_REQUIRE(tt_wait_free(tt_wiotp_connect(watcher)) == TT_OK);
+    TT_REQUIRE(sub(watcher, TT_WIOTP_APP_STATUS, NULL, NULL, NULL) == TT_OK);
+    tt_wiotp_opts o;
+    base_opts(&o, TT_WIOTP_APP, &r2);
+    o.api_key = KEY;
+    o.token = "tok-app";
+    o.app_id = "workers";
+    o.shared = true;
+    tt_wiotp *shared = NULL, *inst = NULL, *anon = NULL;
+    TT_REQUIRE(tt_wiotp_new(g_rt, &o, &shared) == TT_OK);
+    TT_CHECK_EQ_STR(tt_wiotp_client_id(shared), "A:" ORG ":workers");
+    o.instance_id = "i7";
+    TT_REQUIRE(tt_wiotp_new(g_rt, &o, &inst) == TT_OK);
+    TT_CHECK_EQ_STR(tt_wiotp_client_id(inst), "A:" ORG ":workers:i7");
+    o.instance_id = NULL;
+    o.shared = false;
+    o.app_id = NULL;
+    TT_REQUIRE(tt_wiotp_new(g_rt, &o, &anon) == TT_OK);
+    const char *cid = tt_wiotp_client_id(anon);            /* a:org:<random UUID> */
+    TT_CHECK(strncmp(cid, "a:" ORG ":", strlen("a:" ORG ":")) == 0 && strlen(cid) == strlen("a:" ORG ":") + 36);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_wiotp_connect(shared)), TT_OK);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_wiotp_connect(inst)), TT_OK);
+    const seen_msg *s = rec_wait_find(&r1, TT_WIOTP_APP_STATUS, "workers", NULL);
+    TT_REQUIRE(s);
+    TT_CHECK_EQ_STR(s->topic, "iot-2/app/workers/mon");
+    TT_CHECK(strstr(s->data, "\"Action\":\"Connect\"") != NULL);
+    tt_wiotp_free(shared);
+    tt_wiotp_free(inst);
+    tt_wiotp_free(anon);
+    tt_wiotp_free(watcher);
+    down();
+}
+
+/* MQTT over WebSocket (the SDK's transport: websockets). */
+static void test_websockets(void) {
+    if (!g_rt) TT_REQUIRE(tt_runtime_new(&g_rt, NULL) == TT_OK);
+    tt_broker_opts bo = { .websockets = true };
+    if (tt_wiotp_emu_start_opts(&g_b, CREDS, &bo) != 0) {
+        tt_broker_dump_log(&g_b, stderr);
+        TT_REQUIRE(0);
+    }
+    recorder rd, ra;
+    rec_init(&rd);
+    rec_init(&ra);
+    tt_wiotp *a = app_new("app1", &ra);
+    TT_REQUIRE(a);
+    TT_REQUIRE(tt_wait_free(tt_wiotp_connect(a)) == TT_OK);
+    TT_REQUIRE(sub(a, TT_WIOTP_EVENT, NULL, NULL, NULL) == TT_OK);
+    tt_wiotp_opts o;
+    base_opts(&o, TT_WIOTP_DEVICE, &rd);
+    o.org = ORG;
+    o.type_id = "sensor";
+    o.device_id = "s1";
+    o.token = "tok-s1";
+    o.port = (uint16_t)g_b.ws_port;
+    o.websockets = true;
+    tt_wiotp *d = NULL;
+    TT_REQUIRE(tt_wiotp_new(g_rt, &o, &d) == TT_OK);
+    TT_REQUIRE(tt_wait_free(tt_wiotp_connect(d)) == TT_OK);
+    json_t *v = json_pack("{s:b}", "ws", 1);
+    TT_CHECK_EQ_INT(tt_wait_free(tt_wiotp_publish_event(d, NULL, NULL, "viaws", "json", v, TT_QOS1)), TT_OK);
+    json_decref(v);
+    const seen_msg *s = rec_wait_find(&ra, TT_WIOTP_EVENT, "s1", "viaws");
+    TT_REQUIRE(s);
+    TT_CHECK_EQ_STR(s->data, "{\"ws\":true}");
+    tt_wiotp_free(d);
+    tt_wiotp_free(a);
+    down();
+}
+
 /* ---- Device management ---------------------------------------------------------- */
 
 /* Raw messages on the emulator's mirror of management traffic (emu/dm/T/D/...). */
@@ -1130,6 +1297,9 @@ TT_TEST_LIST = {
     { "quickstart", test_quickstart },
     { "resubscribe_after_restart", test_resubscribe_after_restart },
     { "config_file", test_config_file },
+    { "user_codec", test_user_codec },
+    { "app_identities", test_app_identities },
+    { "websockets", test_websockets },
     { "dm_requests", test_dm_requests },
     { "dm_platform_requests", test_dm_platform_requests },
     { "dm_renewal", test_dm_renewal },
