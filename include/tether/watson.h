@@ -7,7 +7,7 @@
  * ("a:org:app", or "A:org:app[:instance]" for a shared subscription) watches
  * events, commands and status of any device and sends commands. Payloads are
  * coded by their format, the last topic level, through tether's codec
- * registry (include/tether/codec.h): "json", "json-iotf", "raw"/"bin",
+ * registry (include/tether/codec.h): "json", "json-iotf", "raw",
  * "text"/"utf8", "msgpack" and any codec the user registers.
  *
  * Feature map (wiotp-sdk / ibmiotf call -> tether call):

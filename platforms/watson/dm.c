@@ -39,12 +39,21 @@ int tti_wiotp_dm_filter(const tt_wiotp *w, char *buf, size_t cap) {
 
 /* ---- JSON text ---------------------------------------------------------------- */
 
-/* A growing string; `failed` once an allocation failed. */
+/* A growing string; `failed` once an allocation failed, `invalid` once a
+ * string given was not UTF-8. */
 typedef struct sbuf {
     char *s;
     size_t len, cap;
-    bool failed;
+    bool failed, invalid;
 } sbuf;
+
+/* What went wrong building `b`, or TT_OK; frees the text on error. */
+static tt_err sb_check(sbuf *b) {
+    if (!b->failed && !b->invalid) return TT_OK;
+    tti_free(b->s);
+    b->s = NULL;
+    return b->invalid ? TT_EINVAL : TT_ENOMEM;
+}
 
 static void sb_put(sbuf *b, const char *p, size_t n) {
     if (b->failed) return;
@@ -69,7 +78,11 @@ static void sb_str(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
 /* A JSON string literal (quotes and escapes) of `s`. */
 static void sb_json_str(sbuf *b, const char *s) {
     json_t *j = json_string(s);
-    char *t = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
+    if (!j) {
+        b->invalid = true;            /* not UTF-8 (or out of memory: said as such below) */
+        return;
+    }
+    char *t = json_dumps(j, JSON_ENCODE_ANY);
     if (t) sb_str(b, t);
     else b->failed = true;
     free(t);
@@ -179,8 +192,7 @@ static tt_future *dm_request(tt_wiotp *w, const char *rest, const char *d) {
     sb_str(&b, "\"reqId\":\"");
     sb_str(&b, e->req_id);
     sb_str(&b, "\"}");
-    if (b.failed) {
-        tti_free(b.s);
+    if (sb_check(&b) != TT_OK) {
         tti_free(x);
         (void)tt_promise_complete(e->p, TT_ENOMEM, 0, NULL);
         tti_free(e);
@@ -201,15 +213,31 @@ static tt_future *dm_request(tt_wiotp *w, const char *rest, const char *d) {
     return out;
 }
 
+/* The renewal timer: w->renew holds a reference of its own (retained when
+ * armed); whoever takes the timer out of w->renew releases it, and the
+ * timer's continuation releases the rest. dm_lock held. */
+static tt_future *take_renewal(tt_wiotp *w) {
+    tt_future *t = w->renew;
+    w->renew = NULL;
+    return t;
+}
+
+/* Cancel a timer taken out of w->renew (outside dm_lock: the cancel runs
+ * the continuation, which takes the lock) and drop its reference. */
+static void stop_renewal(tt_future *t) {
+    if (!t) return;
+    tt_future_cancel(t);
+    tti_future_release(t);
+}
+
 void tti_wiotp_dm_close(tt_wiotp *w) {
     pthread_mutex_lock(&w->dm_lock);
     wiotp_pending *e = w->pending;
     w->pending = NULL;
     w->npending = 0;
-    tt_future *r = w->renew;
-    w->renew = NULL;
-    if (r) tt_future_cancel(r);
+    tt_future *r = take_renewal(w);
     pthread_mutex_unlock(&w->dm_lock);
+    stop_renewal(r);
     while (e) {
         wiotp_pending *next = e->next;
         (void)tt_promise_complete(e->p, TT_ECLOSED, 0, "client closed");
@@ -274,9 +302,13 @@ static void send_manage(tt_wiotp *w, tt_promise *p) {
 static void renew_cb(tt_future *f, void *arg) {
     tt_wiotp *w = arg;
     pthread_mutex_lock(&w->dm_lock);
-    bool due = w->renew == f && tt_future_result(f) == TT_ETIMEDOUT;
-    if (w->renew == f) w->renew = NULL;
+    bool mine = w->renew == f;
+    if (mine) w->renew = NULL;
     pthread_mutex_unlock(&w->dm_lock);
+    bool due = mine && tt_future_result(f) == TT_ETIMEDOUT;
+    if (mine) tti_future_release(f);  /* the handle w->renew held */
+    /* The timer's promise: it already ended (deadline or cancel); release it. */
+    (void)tt_promise_complete(tti_future_promise(f), TT_OK, 0, NULL);
     tt_future_free(f);
     if (due && !atomic_load(&w->closing)) send_manage(w, NULL);
     tti_wiotp_unref(w);
@@ -287,24 +319,22 @@ static void renew_cb(tt_future *f, void *arg) {
 static void arm_renewal(tt_wiotp *w) {
     pthread_mutex_lock(&w->dm_lock);
     uint32_t life = w->lifetime_s;
-    if (!life || !w->manage_d || atomic_load(&w->closing)) {
-        pthread_mutex_unlock(&w->dm_lock);
-        return;
-    }
-    if (w->renew) tt_future_cancel(w->renew);
-    uint64_t ms = (uint64_t)(life - RENEW_MARGIN_S) * atomic_load(&tti_wiotp_ms_per_lifetime_s);
-    tt_future *t = tti_future_new(&w->c->strand, 0);
-    if (t) {
+    tt_future *old = take_renewal(w), *t = NULL;
+    if (life && w->manage_d && !atomic_load(&w->closing) && (t = tti_future_new(&w->c->strand, 0))) {
+        uint64_t ms = (uint64_t)(life - RENEW_MARGIN_S) * atomic_load(&tti_wiotp_ms_per_lifetime_s);
         tti_future_set_deadline(t, w->c->actor.loop->base, ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms);
         tti_wiotp_ref(w);
-        if (tt_future_then(t, renew_cb, w) != TT_OK) {
-            tti_wiotp_unref(w);
+        tti_future_retain(t);         /* the handle in w->renew; the continuation owns the other */
+        w->renew = t;
+        if (tt_future_then(t, renew_cb, w) != TT_OK) {   /* only out of memory */
+            w->renew = NULL;
+            tti_future_release(t);
             tt_future_free(t);
-            t = NULL;
+            tti_wiotp_unref(w);
         }
     }
-    w->renew = t;
     pthread_mutex_unlock(&w->dm_lock);
+    stop_renewal(old);
 }
 
 static void sb_member(sbuf *b, bool *first, const char *key) {
@@ -364,10 +394,8 @@ tt_future *tt_wiotp_manage(tt_wiotp *w, const tt_wiotp_manage_opts *o) {
         sb_json(&b, mo.metadata);
     }
     sb_str(&b, "}");
-    if (b.failed) {
-        tti_free(b.s);
-        return dm_failed(w, TT_ENOMEM, NULL);
-    }
+    tt_err brc = sb_check(&b);
+    if (brc != TT_OK) return dm_failed(w, brc, brc == TT_EINVAL ? "a string is not UTF-8" : NULL);
     tt_future *out = tti_future_new(&w->c->strand, 0);
     if (!out) {
         tti_free(b.s);
@@ -377,11 +405,9 @@ tt_future *tt_wiotp_manage(tt_wiotp *w, const tt_wiotp_manage_opts *o) {
     tti_free(w->manage_d);
     w->manage_d = b.s;
     w->lifetime_s = life;
-    if (w->renew) {                   /* the new request restarts the clock */
-        tt_future_cancel(w->renew);
-        w->renew = NULL;
-    }
+    tt_future *old = take_renewal(w);   /* the new request restarts the clock */
     pthread_mutex_unlock(&w->dm_lock);
+    stop_renewal(old);
     send_manage(w, tti_future_promise(out));
     return out;
 }
@@ -392,9 +418,9 @@ tt_future *tt_wiotp_unmanage(tt_wiotp *w) {
         tti_free(w->manage_d);
         w->manage_d = NULL;
         w->lifetime_s = 0;
-        if (w->renew) tt_future_cancel(w->renew);
-        w->renew = NULL;
+        tt_future *old = take_renewal(w);
         pthread_mutex_unlock(&w->dm_lock);
+        stop_renewal(old);
     }
     return dm_request(w, "mgmt/unmanage", NULL);
 }
@@ -412,10 +438,8 @@ static void iso_now(char out[32]) {
 }
 
 static tt_future *request_text(tt_wiotp *w, const char *rest, sbuf *b) {
-    if (b->failed) {
-        tti_free(b->s);
-        return dm_failed(w, TT_ENOMEM, NULL);
-    }
+    tt_err rc = sb_check(b);
+    if (rc != TT_OK) return dm_failed(w, rc, rc == TT_EINVAL ? "a string is not UTF-8" : NULL);
     tt_future *f = dm_request(w, rest, b->s);
     tti_free(b->s);
     return f;
@@ -508,10 +532,8 @@ tt_future *tt_wiotp_dm_respond(tt_wiotp *w, const char *req_id, int rc, const ch
     sb_str(&b, ",\"reqId\":");
     sb_json_str(&b, req_id);
     sb_str(&b, "}");
-    if (b.failed) {
-        tti_free(b.s);
-        return dm_failed(w, TT_ENOMEM, NULL);
-    }
+    tt_err brc = sb_check(&b);
+    if (brc != TT_OK) return dm_failed(w, brc, brc == TT_EINVAL ? "a string is not UTF-8" : NULL);
     tt_future *f = tt_client_pub(w->c, topic, b.s, b.len, TT_QOS1, false);
     tti_free(b.s);
     return f;
@@ -533,7 +555,8 @@ static void on_response(tt_wiotp *w, json_t *j) {
         (void)tt_promise_complete(e->p, TT_EPROTO, 0, "an answer without rc");
     } else if (json_integer_value(rc) != 200) {
         json_t *msg = json_object_get(j, "message");
-        (void)tt_promise_complete(e->p, TT_EREFUSED, (int)json_integer_value(rc),
+        json_int_t v = json_integer_value(rc);
+        (void)tt_promise_complete(e->p, TT_EREFUSED, v > INT32_MAX || v < INT32_MIN ? -1 : (int)v,
                                   "the platform answered rc %" JSON_INTEGER_FORMAT "%s%s",
                                   json_integer_value(rc), json_is_string(msg) ? ": " : "",
                                   json_is_string(msg) ? json_string_value(msg) : "");

@@ -1006,6 +1006,14 @@ static void test_dm_requests(void) {
     f = tt_wiotp_add_log(fx.d, "x", NULL, 3);
     TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_EINVAL);
     tt_future_free(f);
+    f = tt_wiotp_add_log(fx.d, "bad \xff utf-8", NULL, 0);
+    TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_EINVAL);
+    tt_future_free(f);
+    tt_wiotp_device_info bad = { .model = "\xc3(" };
+    mo.info = &bad;
+    f = tt_wiotp_manage(fx.d, &mo);
+    TT_CHECK_EQ_INT(tt_future_wait(f, TT_WAIT_MS), TT_EINVAL);
+    tt_future_free(f);
 
     /* no answer: the deadline (300 ms here) */
     TT_REQUIRE(tt_broker_pause(&g_b) == 0);
