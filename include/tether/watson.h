@@ -181,7 +181,7 @@ typedef struct tt_wiotp_opts {
                                           file's keepAlive: 0) */
     tt_wiotp_msg_fn on_message;        /* every event, command, status... */
     void *on_message_arg;
-    /* Device management (devices and gateways, not Quickstart): subscribe to
+    /* Device management (devices and gateways; ignored in Quickstart): subscribe to
      * the platform's management topics at connect, answer its requests
      * (observe, cancel and field updates at once; the rest through on_dm,
      * or 501 without one) and allow tt_wiotp_manage() and the calls after it. */
@@ -198,9 +198,12 @@ typedef struct tt_wiotp_opts {
 /**
  * Create a client on `rt`. Nothing is sent until tt_wiotp_connect().
  * Ownership: every string is copied. Thread: any.
- * Errors: TT_EINVAL (missing org/type/id, an app without API key outside
- * Quickstart, a key not of the form "a-<org>-...", an id holding '/', '+',
- * '#' or ':', an unsupported port), TT_ENOMEM, TT_ECLOSED.
+ * Errors: TT_EINVAL (missing org/type/id, a device or gateway without
+ * token, an app without API key (or with a key but no token) outside
+ * Quickstart, a key not of the form "a-<org>-..." or of another org than
+ * opts->org, an id holding '/', '+', '#' or ':', an unsupported port, a
+ * Quickstart gateway, a managed application, pull mode in opts->mqtt),
+ * TT_ENOMEM, TT_ECLOSED.
  */
 TT_API tt_err tt_wiotp_new(tt_runtime *rt, const tt_wiotp_opts *opts, tt_wiotp **out);
 
