@@ -36,7 +36,8 @@ static void sim_help(FILE *out) {
         "  -h HOST, -p PORT       broker (default localhost:1883); --url mqtt://host:port\n"
         "  -u USER, -P PASS       credentials (mqtt profile and the consumer)\n"
         "  -n, --devices N        connections: devices, or gateways (default 100)\n"
-        "  --profile NAME         mqtt (default), thingsboard-device, thingsboard-gateway\n"
+        "  --profile NAME         mqtt (default), thingsboard-device, thingsboard-gateway,\n"
+        "                         watson-device\n"
         "  --sub-devices M        devices behind each gateway (thingsboard-gateway, default 10)\n"
         "  --connect-rate R       new connections per second (default 1000; 0 = no limit)\n"
         "  --handshakes H         connects in progress at once (default 512)\n"
@@ -48,7 +49,11 @@ static void sim_help(FILE *out) {
         "  -s, --size BYTES       payload size (default 64; the header needs 28 for mqtt)\n"
         "  -q QOS, -r             QoS 0/1/2 (default 1), retain\n"
         "  -t PATTERN             topic, {id} = device id (default sim/{id}/telemetry)\n"
-        "  --token PATTERN        ThingsBoard access token (username), default sim-token-{id}\n"
+        "  --token PATTERN        ThingsBoard access token (username), Watson IoT device token\n"
+        "                         (password); default sim-token-{id}\n"
+        "  --client-id PATTERN    watson-device client ids (default d:quickstart:tether-sim:sim-{id});\n"
+        "                         the consumer is an application: --consumer-id a:ORG:APP\n"
+        "                         with -u API-KEY -P API-TOKEN\n"
         "  --window W             unacknowledged publishes per connection (default 16)\n"
         "  --id-offset K          first device id (runs on several hosts use disjoint ranges)\n"
         "  --source-addr LIST     local addresses to spread connections over, e.g.\n"
@@ -326,6 +331,9 @@ int cmd_sim(int argc, char **argv) {
         } else if (!strcmp(a, "--token")) {
             NEED_VALUE();
             o.token = v;
+        } else if (!strcmp(a, "--client-id")) {
+            NEED_VALUE();
+            o.client_id = v;
         } else if (!strcmp(a, "--window")) {
             NEED_VALUE();
             if (!cli_parse_long(v, 1, 65535, &l)) return usage("bad window '%s'", v);
@@ -377,7 +385,8 @@ int cmd_sim(int argc, char **argv) {
     }
     if (!count_given && o.duration_s == 0) o.duration_s = 10;
     o.profile = tt_sim_profile_find(profile);
-    if (!o.profile) return usage("unknown profile '%s' (mqtt, thingsboard-device, thingsboard-gateway)", profile);
+    if (!o.profile) return usage("unknown profile '%s' (mqtt, thingsboard-device, thingsboard-gateway, watson-device)",
+                                    profile);
     if (o.consume_only && o.no_consumer) return usage("%s", "--consume and --no-consume exclude each other");
     char urlbuf[300];
     if (!url) {

@@ -95,8 +95,8 @@ typedef void (*tt_sim_record_fn)(void *arg, uint64_t device, uint64_t seq, uint6
 
 /**
  * A profile: the topics, payloads and credentials of one platform. The
- * built-in ones are "mqtt", "thingsboard-device" and "thingsboard-gateway"
- * (tt_sim_profile_find); others (Wirepas, NETPIE, Watson IoT) plug in by
+ * built-in ones are "mqtt", "thingsboard-device", "thingsboard-gateway" and
+ * "watson-device" (tt_sim_profile_find); others (Wirepas, NETPIE) plug in by
  * filling this table. Every function may run on any thread, concurrently
  * for different connections, so they must keep no mutable state.
  * `conn` is a connection's global id (opts.id_offset + its index).
@@ -122,6 +122,9 @@ typedef struct tt_sim_profile {
      * TT_EPROTO for a message that is not the simulator's. */
     int (*decode)(const tt_sim_opts *o, const char *topic, size_t topic_len, const void *payload,
                   size_t len, tt_sim_record_fn emit, void *arg);
+    /* The device's password (NUL-terminated). NULL: opts.password for every
+     * device. */
+    tt_err (*password)(const tt_sim_opts *o, uint64_t conn, char *out, size_t cap);
 } tt_sim_profile;
 
 /** A built-in profile by name, or NULL. */
@@ -149,7 +152,8 @@ struct tt_sim_opts {
     bool retain;
     const char *topic;                 /* "mqtt" profile: pattern, {id} = connection id;
                                           NULL = "sim/{id}/telemetry" */
-    const char *token;                 /* ThingsBoard username pattern; NULL = "sim-token-{id}" */
+    const char *token;                 /* ThingsBoard username, Watson IoT device token
+                                          (password) pattern; NULL = "sim-token-{id}" */
     uint32_t window;                   /* unacknowledged publishes per connection; 0 = 16 */
     bool no_consumer;                  /* publish only (another process consumes) */
     bool consume_only;                 /* no devices: consume until duration_s or tt_sim_stop */
@@ -162,6 +166,9 @@ struct tt_sim_opts {
     uint16_t keepalive_s;              /* 0 = 60 */
     const char *username;              /* "mqtt" profile and the consumer: credentials */
     const char *password;
+    const char *client_id;             /* "watson-device": the devices' client id pattern,
+                                          {id} = connection id; NULL =
+                                          "d:quickstart:tether-sim:sim-{id}" */
 };
 
 /** A snapshot for progress lines. */

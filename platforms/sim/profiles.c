@@ -3,6 +3,10 @@
  *   thingsboard-device   v1/devices/me/telemetry, token as username, JSON
  *   thingsboard-gateway  v1/gateway/connect per sub-device, then
  *                        v1/gateway/telemetry {"<device>":[{"ts":..,"values":{..}}],..}
+ *   watson-device        Watson IoT devices: client id pattern (d:org:type:sim-{id}),
+ *                        use-token-auth and a token pattern, events on
+ *                        iot-2/evt/sim/fmt/json; the consumer is an application
+ *                        on iot-2/type/+/id/+/evt/sim/fmt/json
  * Every payload carries the (sub-)device id, its sequence number and the
  * CLOCK_REALTIME microseconds at which it was published. */
 #include <inttypes.h>
@@ -278,12 +282,68 @@ static int tbg_decode(const tt_sim_opts *o, const char *topic, size_t tlen, cons
     return n ? n : TT_EPROTO;
 }
 
+/* ---- watson-device: {"sim_dev":id,"sim_seq":n,"sim_us":t[,"pad":".."]} on iot-2/evt/sim/fmt/json -- */
+
+static tt_err wd_identity(const tt_sim_opts *o, uint64_t conn, char *id, size_t id_cap, char *user,
+                          size_t user_cap) {
+    if (!expand(o->client_id ? o->client_id : "d:quickstart:tether-sim:sim-{id}", conn, id, id_cap))
+        return TT_EINVAL;
+    /* Quickstart devices log in without credentials */
+    int w = snprintf(user, user_cap, "%s", strncmp(id, "d:quickstart:", 13) ? "use-token-auth" : "");
+    return w < 0 || (size_t)w >= user_cap ? TT_EINVAL : TT_OK;
+}
+
+static tt_err wd_password(const tt_sim_opts *o, uint64_t conn, char *out, size_t cap) {
+    return expand(o->token ? o->token : "sim-token-{id}", conn, out, cap) ? TT_OK : TT_EINVAL;
+}
+
+static tt_err wd_telemetry(const tt_sim_opts *o, uint64_t conn, uint64_t seq, uint64_t now_us,
+                           tt_sim_msg *out) {
+    if (put_topic(out, "iot-2/evt/sim/fmt/json") != TT_OK) return TT_EINVAL;
+    char *b = (char *)out->payload;
+    int w = snprintf(b, out->payload_cap,
+                     "{\"sim_dev\":%" PRIu64 ",\"sim_seq\":%" PRIu64 ",\"sim_us\":%" PRIu64, conn, seq,
+                     now_us);
+    if (w < 0 || (size_t)w >= out->payload_cap) return TT_EINVAL;
+    size_t n = (size_t)w;
+    if (!pad_field(b, &n, out->payload_cap, o->payload_size, 1) || n + 1 >= out->payload_cap)
+        return TT_EINVAL;
+    b[n++] = '}';
+    out->payload_len = n;
+    return TT_OK;
+}
+
+static size_t wd_filters(const tt_sim_opts *o, const char **out, size_t max) {
+    (void)o;
+    if (max == 0) return 0;
+    out[0] = "iot-2/type/+/id/+/evt/sim/fmt/json";
+    return 1;
+}
+
+static int wd_decode(const tt_sim_opts *o, const char *topic, size_t tlen, const void *payload,
+                     size_t len, tt_sim_record_fn emit, void *arg) {
+    (void)o;
+    (void)topic;
+    (void)tlen;
+    json_t *j = json_loadb(payload, len, 0, NULL);
+    uint64_t dev, seq, us;
+    int rc = TT_EPROTO;
+    if (json_u64(j, "sim_dev", &dev) && json_u64(j, "sim_seq", &seq) && json_u64(j, "sim_us", &us)) {
+        emit(arg, dev, seq, us);
+        rc = 1;
+    }
+    json_decref(j);
+    return rc;
+}
+
 /* ---- the table ----------------------------------------------------------- */
 
 static const tt_sim_profile profiles[] = {
-    { "mqtt", one_record, mqtt_identity, NULL, mqtt_telemetry, mqtt_filters, mqtt_decode },
-    { "thingsboard-device", one_record, tb_identity, NULL, tbd_telemetry, tbd_filters, tbd_decode },
-    { "thingsboard-gateway", gw_records, tb_identity, tbg_hello, tbg_telemetry, tbg_filters, tbg_decode },
+    { "mqtt", one_record, mqtt_identity, NULL, mqtt_telemetry, mqtt_filters, mqtt_decode, NULL },
+    { "thingsboard-device", one_record, tb_identity, NULL, tbd_telemetry, tbd_filters, tbd_decode, NULL },
+    { "thingsboard-gateway", gw_records, tb_identity, tbg_hello, tbg_telemetry, tbg_filters, tbg_decode,
+      NULL },
+    { "watson-device", one_record, wd_identity, NULL, wd_telemetry, wd_filters, wd_decode, wd_password },
 };
 
 const tt_sim_profile *tt_sim_profile_find(const char *name) {

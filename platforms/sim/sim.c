@@ -56,7 +56,7 @@ typedef struct rx_dev {
 struct tt_sim {
     tt_runtime *rt;
     tt_sim_opts o;                     /* strings point into the copies below */
-    char *url, *topic, *token, *consumer_id, *username, *password;
+    char *url, *topic, *token, *consumer_id, *username, *password, *client_id;
     char **src;
     const tt_sim_profile *prof;
     uint32_t recs;                     /* records per telemetry message */
@@ -159,13 +159,15 @@ tt_err tt_sim_new(tt_runtime *rt, const tt_sim_opts *opts, tt_sim **out) {
     pthread_mutex_init(&s->mu, NULL);
     bool ok = dup_opt(opts->url, &s->url) && dup_opt(opts->topic, &s->topic) &&
               dup_opt(opts->token, &s->token) && dup_opt(opts->consumer_id, &s->consumer_id) &&
-              dup_opt(opts->username, &s->username) && dup_opt(opts->password, &s->password);
+              dup_opt(opts->username, &s->username) && dup_opt(opts->password, &s->password) &&
+              dup_opt(opts->client_id, &s->client_id);
     s->o.url = s->url;
     s->o.topic = s->topic;
     s->o.token = s->token;
     s->o.consumer_id = s->consumer_id;
     s->o.username = s->username;
     s->o.password = s->password;
+    s->o.client_id = s->client_id;
     s->o.profile = prof;
     if (s->o.payload_size == 0) s->o.payload_size = 64;
     if (s->o.window == 0) s->o.window = 16;
@@ -366,15 +368,16 @@ typedef struct drv {
 
 static void dev_start(drv *v, sim_dev *d) {
     tt_sim *s = v->s;
-    char id[128], user[256];
+    char id[128], user[256], pass[256];
     uint64_t gid = s->o.id_offset + d->idx;
     atomic_fetch_add(&s->started, 1);
     tt_err rc = s->prof->identity(&s->o, gid, id, sizeof id, user, sizeof user);
+    if (rc == TT_OK && s->prof->password) rc = s->prof->password(&s->o, gid, pass, sizeof pass);
     tt_client_opts co = TT_OPTS_INIT(tt_client_opts);
     co.url = s->url;
     co.client_id = id;
     co.username = user[0] ? user : NULL;
-    co.password = s->password;
+    co.password = s->prof->password ? (user[0] ? pass : NULL) : s->password;   /* 3.1.1: no password without a user */
     co.keepalive_s = s->o.keepalive_s ? s->o.keepalive_s : 60;
     co.max_inflight = (uint16_t)(s->o.window > 65535 ? 65535 : s->o.window);
     co.on_event = on_event;
@@ -758,6 +761,7 @@ void tt_sim_free(tt_sim *s) {
     tti_free(s->consumer_id);
     tti_free(s->username);
     tti_free(s->password);
+    tti_free(s->client_id);
     pthread_mutex_destroy(&s->mu);
     tti_free(s);
 }

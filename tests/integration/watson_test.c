@@ -10,6 +10,7 @@
 #include <string.h>
 #include <tether/codec.h>
 #include <tether/tether.h>
+#include <tether/sim.h>
 #include <tether/watson.h>
 #include <unistd.h>
 
@@ -818,6 +819,73 @@ static void test_websockets(void) {
     down();
 }
 
+/* tether sim's watson-device profile: devices with their own tokens publish
+ * through the emulator's rewriting to an application consumer; every event
+ * arrives once. */
+static void test_sim_profile(void) {
+    if (!g_rt) TT_REQUIRE(tt_runtime_new(&g_rt, NULL) == TT_OK);
+    enum { N = 40, M = 25 };
+    char creds[N * 64 + 128];
+    size_t o = 0;
+    for (int i = 0; i < N; i++)
+        o += (size_t)snprintf(creds + o, sizeof creds - o, "device " ORG " simtype sim-%d tok-%d\n", i, i);
+    snprintf(creds + o, sizeof creds - o, "apikey " KEY " tok-app\n");
+    if (tt_wiotp_emu_start(&g_b, creds) != 0) {
+        tt_broker_dump_log(&g_b, stderr);
+        TT_REQUIRE(0);
+    }
+    char url[64];
+    snprintf(url, sizeof url, "mqtt://127.0.0.1:%d", g_b.port);
+    tt_sim_opts so = TT_OPTS_INIT(tt_sim_opts);
+    so.url = url;
+    so.profile = tt_sim_profile_find("watson-device");
+    TT_REQUIRE(so.profile);
+    so.devices = N;
+    so.count = M;
+    so.qos = TT_QOS1;
+    so.client_id = "d:" ORG ":simtype:sim-{id}";
+    so.token = "tok-{id}";
+    so.consumer_id = "a:" ORG ":simconsumer";
+    so.username = KEY;
+    so.password = "tok-app";
+    so.drain_s = 30;
+    tt_sim *sim = NULL;
+    TT_REQUIRE(tt_sim_new(g_rt, &so, &sim) == TT_OK);
+    tt_future *f = tt_sim_run(sim);
+    TT_CHECK_EQ_INT(tt_future_wait(f, 120000), TT_OK);
+    tt_future_free(f);
+    tt_sim_report *r = NULL;
+    TT_REQUIRE(tt_sim_report_get(sim, &r) == TT_OK);
+    tt_sim_summary x = TT_OPTS_INIT(tt_sim_summary);
+    TT_REQUIRE(tt_sim_report_summary(r, &x) == TT_OK);
+    TT_CHECK_EQ_INT(x.connected, N);
+    TT_CHECK_EQ_INT(x.connect_failed, 0);
+    TT_CHECK_EQ_INT(x.sent, N * M);
+    TT_CHECK_EQ_INT(x.received, N * M);
+    TT_CHECK_EQ_INT(x.lost, 0);
+    TT_CHECK_EQ_INT(x.duplicates, 0);
+    TT_CHECK_EQ_INT(x.errors, 0);
+    tt_sim_report_free(r);
+    tt_sim_free(sim);
+    /* a wrong token pattern: every device refused, nothing sent */
+    so.token = "nope-{id}";
+    so.count = 2;
+    so.devices = 3;
+    so.drain_s = 1;
+    TT_REQUIRE(tt_sim_new(g_rt, &so, &sim) == TT_OK);
+    f = tt_sim_run(sim);
+    TT_CHECK_EQ_INT(tt_future_wait(f, 60000), TT_OK);
+    tt_future_free(f);
+    TT_REQUIRE(tt_sim_report_get(sim, &r) == TT_OK);
+    TT_REQUIRE(tt_sim_report_summary(r, &x) == TT_OK);
+    TT_CHECK_EQ_INT(x.connected, 0);
+    TT_CHECK_EQ_INT(x.connect_failed, 3);
+    TT_CHECK_EQ_INT(x.sent, 0);
+    tt_sim_report_free(r);
+    tt_sim_free(sim);
+    down();
+}
+
 /* ---- Device management ---------------------------------------------------------- */
 
 /* Raw messages on the emulator's mirror of management traffic (emu/dm/T/D/...). */
@@ -1308,6 +1376,7 @@ TT_TEST_LIST = {
     { "user_codec", test_user_codec },
     { "app_identities", test_app_identities },
     { "websockets", test_websockets },
+    { "sim_profile", test_sim_profile },
     { "dm_requests", test_dm_requests },
     { "dm_platform_requests", test_dm_platform_requests },
     { "dm_renewal", test_dm_renewal },
