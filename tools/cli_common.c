@@ -384,15 +384,27 @@ void cli_print_common_help(FILE *out) {
           out);
 }
 
-bool cli_one_of(const char *s, const char *const *list) {
-    for (; *list; list++)
-        if (!strcmp(s, *list)) return true;
-    return false;
-}
-
 int cli_finish(const char *what, tt_future *f, int32_t ms) {
     tt_err rc = tt_future_wait(f, ms);
     if (rc != TT_OK) cli_report(what, f);
     tt_future_free(f);
     return rc == TT_OK ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+}
+
+static bool one_of(const char *s, const char *const *list) {
+    for (; *list; list++)
+        if (!strcmp(s, *list)) return true;
+    return false;
+}
+
+int cli_start_action(const cli_conn *cc, const char *action, const char *const *actions,
+                     tt_runtime **rt) {
+    if (!one_of(action, actions)) return cli_usage_error(cc, "unknown action '%s'", action);
+    if (cc->debug) tt_log_set_handler(tt_log_stderr, NULL, TT_LOG_DEBUG);
+    tt_err rc = tt_runtime_new(rt, NULL);
+    if (rc != TT_OK) {
+        fprintf(stderr, "tether: runtime: %s\n", tt_strerror(rc));
+        return CLI_EXIT_FAIL;
+    }
+    return CLI_EXIT_OK;
 }

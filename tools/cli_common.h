@@ -89,8 +89,11 @@ bool cli_read_file(const char *path, char **buf, size_t *len);
  * Returns CLI_EXIT_OK or CLI_EXIT_FAIL. */
 int cli_finish(const char *what, tt_future *f, int32_t ms);
 
-/* Whether `s` is one of the NULL-terminated `list`. */
-bool cli_one_of(const char *s, const char *const *list);
+/* A subcommand's ACTION checked against the NULL-terminated `actions`
+ * (a usage error if not there), -d applied, and a runtime made for it.
+ * Returns CLI_EXIT_OK (free *rt when done) or the exit code. */
+int cli_start_action(const cli_conn *cc, const char *action, const char *const *actions,
+                     tt_runtime **rt);
 
 /* Monotonic seconds. */
 double cli_now(void);

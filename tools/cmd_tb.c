@@ -303,14 +303,9 @@ int cmd_tb(int argc, char **argv) {
     if (ex != CLI_EXIT_OK) return ex;
     static const char *const acts[] = { "telemetry", "attributes", "rpc-serve", "rpc-call",
                                         "provision", "claim", "fw", NULL };
-    if (!cli_one_of(a.action, acts)) return cli_usage_error(&a.cc, "unknown action '%s'", a.action);
-    if (a.cc.debug) tt_log_set_handler(tt_log_stderr, NULL, TT_LOG_DEBUG);
     tt_runtime *rt;
-    tt_err rc = tt_runtime_new(&rt, NULL);
-    if (rc != TT_OK) {
-        fprintf(stderr, "tether: runtime: %s\n", tt_strerror(rc));
-        return CLI_EXIT_FAIL;
-    }
+    ex = cli_start_action(&a.cc, a.action, acts, &rt);
+    if (ex != CLI_EXIT_OK) return ex;
     ex = !strcmp(a.action, "provision") ? run_provision(&a, rt) : run_device(&a, rt);
     tt_runtime_free(rt);
     return ex;

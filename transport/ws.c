@@ -1,14 +1,14 @@
 /* WebSocket framing, client side (RFC 6455). See ws.h. */
 #include "transport/ws.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include <wolfssl/options.h>
 #include <wolfssl/wolfcrypt/hash.h>
 #include <wolfssl/wolfcrypt/sha.h>
+
+#include "actors/core/random.h"
 
 #define WS_GUID     "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define WS_GUID_LEN 36u
@@ -42,19 +42,6 @@ void tti_base64_encode(const uint8_t *in, size_t n, char *out) {
         out[o++] = '=';
     }
     out[o] = '\0';
-}
-
-static bool fill_random(uint8_t *p, size_t n) {
-    while (n > 0) {
-        ssize_t r = getrandom(p, n, 0);
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            return false;
-        }
-        p += r;
-        n -= (size_t)r;
-    }
-    return true;
 }
 
 static char lower(char c) { return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c; }
@@ -136,7 +123,7 @@ void tti_ws_handshake_init_nonce(tti_ws_handshake *hs, const uint8_t nonce[16]) 
 
 int tti_ws_handshake_init(tti_ws_handshake *hs) {
     uint8_t nonce[16];
-    if (!fill_random(nonce, sizeof nonce)) {
+    if (!tti_random_fill(nonce, sizeof nonce)) {
         memset(hs, 0, offsetof(tti_ws_handshake, line));
         hs->err = TT_EINTERNAL;
         hs->why = "no randomness for the WebSocket key";
@@ -306,7 +293,7 @@ int tti_ws_tx_header(tti_ws_tx *tx, uint8_t opcode, bool fin, uint64_t payload_l
     if ((opcode & 0x8) && (!fin || payload_len > TTI_WS_MAX_CONTROL)) return TT_EINVAL;
     if (payload_len >> 63) return TT_EINVAL;
     if (tx->left < 4) {
-        if (!fill_random(tx->pool, sizeof tx->pool)) return TT_EINTERNAL;
+        if (!tti_random_fill(tx->pool, sizeof tx->pool)) return TT_EINTERNAL;
         tx->left = sizeof tx->pool;
     }
     uint8_t *key = tx->pool + sizeof tx->pool - tx->left;

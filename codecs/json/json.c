@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "codecs/registry/codec_internal.h"
 
@@ -261,18 +260,14 @@ static bool parse_iso8601(const char *s, size_t n, int64_t *ms) {
 static tt_err write_iotf(const json_t *d, int64_t ts_ms, tt_buf *out) {
     tt_err rc;
     if (ts_ms < 0) ts_ms = tti_now_ms();
-    time_t secs = (time_t)(ts_ms / 1000);
-    struct tm tm;
-    if (!gmtime_r(&secs, &tm)) return TT_EINVAL;
-    char ts[64];
-    int n = snprintf(ts, sizeof ts, ",\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\"}",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, (int)(ts_ms % 1000));
-    if (n < 0 || (size_t)n >= sizeof ts) return TT_EINVAL;
+    char ts[TTI_UTC_ISO8601_SIZE];
+    size_t n = tti_utc_iso8601(ts_ms, ts);
+    if (!n) return TT_EINVAL;
     if ((rc = tti_buf_put(out, "{\"d\":", 5)) != TT_OK ||
-        (rc = write_value(d, out, 1)) != TT_OK)
+        (rc = write_value(d, out, 1)) != TT_OK || (rc = tti_buf_put(out, ",\"ts\":\"", 7)) != TT_OK ||
+        (rc = tti_buf_put(out, ts, n)) != TT_OK)
         return rc;
-    return tti_buf_put(out, ts, (size_t)n);
+    return tti_buf_put(out, "\"}", 2);
 }
 
 static tt_err read_iotf(const void *data, size_t len, json_t **d, int64_t *ts_ms,

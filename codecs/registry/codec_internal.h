@@ -8,6 +8,8 @@
 #include <string.h>
 #include <tether/codec.h>
 
+#include "actors/core/clock.h"   /* tti_now_ms, tti_utc_iso8601 (the json-iotf time) */
+
 struct tt_codec {
     const char  *name;
     tt_codec_ops ops;
@@ -69,9 +71,6 @@ json_t *tti_tag_u64(uint64_t v);
 /* Parse a whole decimal string; false on any other character or overflow. */
 bool tti_parse_u64(const char *s, size_t n, uint64_t *out);
 bool tti_parse_i64(const char *s, size_t n, int64_t *out);
-
-/* Milliseconds since the epoch, UTC, now. */
-int64_t tti_now_ms(void);
 
 /* Compact JSON text of `v` appended to `out` (strict UTF-8, shortest reals,
  * depth <= TT_CODEC_MAX_DEPTH). */

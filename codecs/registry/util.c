@@ -5,7 +5,6 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <time.h>
 
 #include "actors/core/alloc.h"
 
@@ -265,8 +264,3 @@ bool tti_parse_i64(const char *s, size_t n, int64_t *out) {
     return true;
 }
 
-int64_t tti_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}

@@ -4,12 +4,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <tether/mqtt.h>
 #include <time.h>
 
 #include "actors/core/alloc.h"
 #include "actors/core/log.h"
+#include "actors/core/random.h"
 #include "actors/pool.h"
 #include "actors/session/session.h"
 #include "actors/session/spool.h"
@@ -464,7 +464,7 @@ tt_err tt_client_new(tt_runtime *rt, const tt_client_opts *user_opts, tt_client 
             else if (!(c->client_id = tti_strdup(o.client_id))) rc = TT_ENOMEM;
         } else {
             uint8_t rnd[8];
-            if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+            if (!tti_random_fill(rnd, sizeof rnd)) {
                 uint64_t t = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)c;
                 memcpy(rnd, &t, sizeof rnd);
             }

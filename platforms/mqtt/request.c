@@ -14,11 +14,11 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "actors/core/alloc.h"
 #include "actors/core/log.h"
+#include "actors/core/random.h"
 #include "actors/future.h"
 #include "actors/session/session.h"
 #include "platforms/mqtt/request.h"
@@ -64,7 +64,7 @@ tti_reqtab *tti_reqtab_new(const char *topic) {
         return NULL;
     }
     pthread_mutex_init(&t->lock, NULL);
-    if (getrandom(t->salt, sizeof t->salt, 0) != (ssize_t)sizeof t->salt) {
+    if (!tti_random_fill(t->salt, sizeof t->salt)) {
         uint64_t x = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)t;
         memcpy(t->salt, &x, sizeof t->salt);
     }

@@ -6,14 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 
 #include <tether/codec.h>
 #include <tether/watson.h>
 
 #include "actors/core/alloc.h"
+#include "actors/core/clock.h"
 #include "actors/core/log.h"
+#include "actors/core/random.h"
 #include "actors/future.h"
 #include "actors/session/session.h"
 #include "platforms/watson/wiotp_internal.h"
@@ -63,10 +63,10 @@ static bool any_ok(const char *s) { return !s || level_ok(s); }
 
 void tti_wiotp_uuid(char out[37]) {
     uint8_t b[16];
-    if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        uint64_t x = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15u ^ (uint64_t)ts.tv_sec;
+    if (!tti_random_fill(b, sizeof b)) {   /* no kernel randomness: time, counter, address */
+        static atomic_uint_fast64_t n;
+        uint64_t x = (uint64_t)tti_now_ms() * 0x9E3779B97F4A7C15u ^ atomic_fetch_add(&n, 1) ^
+                     (uint64_t)(uintptr_t)out;
         for (int i = 0; i < 16; i++) b[i] = (uint8_t)(x >> (8 * (i % 8))) ^ (uint8_t)(i * 37);
     }
     b[6] = (uint8_t)((b[6] & 0x0F) | 0x40);   /* version 4 */
@@ -84,12 +84,6 @@ static bool org_from_key(const char *key, char *out, size_t cap) {
     memcpy(out, s, (size_t)(e - s));
     out[e - s] = '\0';
     return ident_ok(out);
-}
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- Incoming messages -------------------------------------------------------- */
@@ -214,7 +208,7 @@ static void on_msg(tt_client *c, const tt_msg *msg, void *arg) {
     m.retained = tt_msg_is_retained(msg);
     m.ts_ms = -1;
     json_t *data = decode(&m, &m.decode_err, &m.ts_ms);
-    if (m.ts_ms < 0) m.ts_ms = now_ms();
+    if (m.ts_ms < 0) m.ts_ms = tti_now_ms();
     m.data = data;
     if (m.decode_err != TT_OK)
         TTI_LOG(DEBUG, "wiotp", "%s: %s payload on %s not decoded: %s", tt_client_id(w->c),
@@ -706,14 +700,20 @@ static void sub_done(tt_future *f, void *arg) {
     call_done(x);
 }
 
-tt_future *tt_wiotp_subscribe(tt_wiotp *w, const tt_wiotp_filter *fl) {
+/* The topic filter of `fl` into `topic` (WIOTP_TOPIC_MAX bytes); NULL, or
+ * the failed future to return. */
+static tt_future *filter_or_fail(tt_wiotp *w, const tt_wiotp_filter *fl, char *topic, tt_qos *q) {
     if (!w) return w_failed(NULL, TT_EINVAL, "no client");
+    const char *why;
+    tt_err rc = filter_topic(w, fl, topic, WIOTP_TOPIC_MAX, q, &why);
+    return rc == TT_OK ? NULL : w_failed(w, rc, why);
+}
+
+tt_future *tt_wiotp_subscribe(tt_wiotp *w, const tt_wiotp_filter *fl) {
     char topic[WIOTP_TOPIC_MAX];
     tt_qos q;
-    const char *why;
-    tt_err rc = filter_topic(w, fl, topic, sizeof topic, &q, &why);
-    if (rc != TT_OK) return w_failed(w, rc, why);
-    tt_future *out;
+    tt_future *out = filter_or_fail(w, fl, topic, &q);
+    if (out) return out;
     w_call *x = call_new(w, &out);
     if (!x) return out;
     tt_sub s = { .filter = topic, .qos = q, .handler = on_msg, .arg = w };
@@ -722,12 +722,10 @@ tt_future *tt_wiotp_subscribe(tt_wiotp *w, const tt_wiotp_filter *fl) {
 }
 
 tt_future *tt_wiotp_unsubscribe(tt_wiotp *w, const tt_wiotp_filter *fl) {
-    if (!w) return w_failed(NULL, TT_EINVAL, "no client");
     char topic[WIOTP_TOPIC_MAX];
     tt_qos q;
-    const char *why;
-    tt_err rc = filter_topic(w, fl, topic, sizeof topic, &q, &why);
-    if (rc != TT_OK) return w_failed(w, rc, why);
+    tt_future *failed = filter_or_fail(w, fl, topic, &q);
+    if (failed) return failed;
     const char *f[1] = { topic };
     return tt_client_unsubscribe(w->c, f, 1, NULL);
 }

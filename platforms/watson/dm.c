@@ -11,9 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <tether/codec.h>
 
 #include "actors/core/alloc.h"
+#include "actors/core/clock.h"
 #include "actors/core/log.h"
 #include "actors/session/session.h"
 #include "platforms/watson/wiotp_internal.h"
@@ -39,38 +40,27 @@ int tti_wiotp_dm_filter(const tt_wiotp *w, char *buf, size_t cap) {
 
 /* ---- JSON text ---------------------------------------------------------------- */
 
-/* A growing string; `failed` once an allocation failed, `invalid` once a
- * string given was not UTF-8. */
+/* JSON text under construction: a tt_buf, with `failed` once an allocation
+ * failed and `invalid` once a string given was not UTF-8. */
 typedef struct sbuf {
-    char *s;
-    size_t len, cap;
+    tt_buf b;
     bool failed, invalid;
 } sbuf;
 
-/* What went wrong building `b`, or TT_OK; frees the text on error. */
-static tt_err sb_check(sbuf *b) {
-    if (!b->failed && !b->invalid) return TT_OK;
-    tti_free(b->s);
-    b->s = NULL;
-    return b->invalid ? TT_EINVAL : TT_ENOMEM;
+static void sb_put(sbuf *b, const char *p, size_t n) {
+    if (!b->failed && tt_buf_append(&b->b, p, n) != TT_OK) b->failed = true;
 }
 
-static void sb_put(sbuf *b, const char *p, size_t n) {
-    if (b->failed) return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1) cap *= 2;
-        char *s = tti_realloc(b->s, cap);
-        if (!s) {
-            b->failed = true;
-            return;
-        }
-        b->s = s;
-        b->cap = cap;
+/* The text, NUL-terminated and the caller's (tti_free), or NULL with *rc
+ * saying what went wrong building it. */
+static char *sb_take(sbuf *b, tt_err *rc) {
+    sb_put(b, "", 1);
+    *rc = b->invalid ? TT_EINVAL : b->failed ? TT_ENOMEM : TT_OK;
+    if (*rc != TT_OK) {
+        tt_buf_free(&b->b);
+        return NULL;
     }
-    memcpy(b->s + b->len, p, n);
-    b->len += n;
-    b->s[b->len] = '\0';
+    return (char *)b->b.data;
 }
 
 static void sb_str(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
@@ -161,6 +151,11 @@ static tt_future *dm_failed(tt_wiotp *w, tt_err rc, const char *why) {
     return tti_future_failed(w ? &w->c->strand : NULL, rc, why);
 }
 
+/* A call whose payload could not be built (sb_take's error). */
+static tt_future *sb_failed(tt_wiotp *w, tt_err rc) {
+    return dm_failed(w, rc, rc == TT_EINVAL ? "a string is not UTF-8" : NULL);
+}
+
 /* Send {"d":<d>,"reqId":"<new id>"} (d NULL: no "d") on iotdevice-1/<rest>
  * and wait for the answer. */
 static tt_future *dm_request(tt_wiotp *w, const char *rest, const char *d) {
@@ -192,7 +187,9 @@ static tt_future *dm_request(tt_wiotp *w, const char *rest, const char *d) {
     sb_str(&b, "\"reqId\":\"");
     sb_str(&b, e->req_id);
     sb_str(&b, "\"}");
-    if (sb_check(&b) != TT_OK) {
+    tt_err brc;
+    char *text = sb_take(&b, &brc);
+    if (!text) {
         tti_free(x);
         (void)tt_promise_complete(e->p, TT_ENOMEM, 0, NULL);
         tti_free(e);
@@ -207,8 +204,8 @@ static tt_future *dm_request(tt_wiotp *w, const char *rest, const char *d) {
     x->w = w;
     memcpy(x->req_id, e->req_id, sizeof x->req_id);
     tti_wiotp_ref(w);
-    tt_future *pf = tt_client_pub(w->c, topic, b.s, b.len, TT_QOS1, false);
-    tti_free(b.s);
+    tt_future *pf = tt_client_pub(w->c, topic, text, strlen(text), TT_QOS1, false);
+    tti_free(text);
     if (tt_future_then(pf, on_sent, x) != TT_OK) on_sent(pf, x);
     return out;
 }
@@ -394,16 +391,17 @@ tt_future *tt_wiotp_manage(tt_wiotp *w, const tt_wiotp_manage_opts *o) {
         sb_json(&b, mo.metadata);
     }
     sb_str(&b, "}");
-    tt_err brc = sb_check(&b);
-    if (brc != TT_OK) return dm_failed(w, brc, brc == TT_EINVAL ? "a string is not UTF-8" : NULL);
+    tt_err brc;
+    char *d = sb_take(&b, &brc);
+    if (!d) return sb_failed(w, brc);
     tt_future *out = tti_future_new(&w->c->strand, 0);
     if (!out) {
-        tti_free(b.s);
+        tti_free(d);
         return tti_future_enomem();
     }
     pthread_mutex_lock(&w->dm_lock);
     tti_free(w->manage_d);
-    w->manage_d = b.s;
+    w->manage_d = d;
     w->lifetime_s = life;
     tt_future *old = take_renewal(w);   /* the new request restarts the clock */
     pthread_mutex_unlock(&w->dm_lock);
@@ -427,21 +425,12 @@ tt_future *tt_wiotp_unmanage(tt_wiotp *w) {
 
 /* ---- Diagnostics and fields ------------------------------------------------------ */
 
-/* ISO 8601 UTC with milliseconds, as the platform writes times. */
-static void iso_now(char out[32]) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%03ldZ", ts.tv_nsec / 1000000);
-}
-
 static tt_future *request_text(tt_wiotp *w, const char *rest, sbuf *b) {
-    tt_err rc = sb_check(b);
-    if (rc != TT_OK) return dm_failed(w, rc, rc == TT_EINVAL ? "a string is not UTF-8" : NULL);
-    tt_future *f = dm_request(w, rest, b->s);
-    tti_free(b->s);
+    tt_err rc;
+    char *d = sb_take(b, &rc);
+    if (!d) return sb_failed(w, rc);
+    tt_future *f = dm_request(w, rest, d);
+    tti_free(d);
     return f;
 }
 
@@ -451,8 +440,8 @@ tt_future *tt_wiotp_set_location(tt_wiotp *w, double longitude, double latitude,
         latitude < -90 || latitude > 90 || (elevation && !isfinite(*elevation)) ||
         (accuracy && (!isfinite(*accuracy) || *accuracy < 0)))
         return dm_failed(w, TT_EINVAL, "longitude -180..180, latitude -90..90, finite values");
-    char when[32];
-    iso_now(when);
+    char when[TTI_UTC_ISO8601_SIZE];
+    tti_utc_iso8601(tti_now_ms(), when);
     sbuf b = { 0 };
     sb_str(&b, "{\"longitude\":");
     sb_num(&b, longitude);
@@ -484,8 +473,8 @@ tt_future *tt_wiotp_clear_error_codes(tt_wiotp *w) {
 
 tt_future *tt_wiotp_add_log(tt_wiotp *w, const char *message, const char *data, int severity) {
     if (severity < 0 || severity > 2) return dm_failed(w, TT_EINVAL, "severity 0, 1 or 2");
-    char when[32], sev[8];
-    iso_now(when);
+    char when[TTI_UTC_ISO8601_SIZE], sev[8];
+    tti_utc_iso8601(tti_now_ms(), when);
     snprintf(sev, sizeof sev, "%d", severity);
     sbuf b = { 0 };
     sb_str(&b, "{\"message\":");
@@ -532,10 +521,11 @@ tt_future *tt_wiotp_dm_respond(tt_wiotp *w, const char *req_id, int rc, const ch
     sb_str(&b, ",\"reqId\":");
     sb_json_str(&b, req_id);
     sb_str(&b, "}");
-    tt_err brc = sb_check(&b);
-    if (brc != TT_OK) return dm_failed(w, brc, brc == TT_EINVAL ? "a string is not UTF-8" : NULL);
-    tt_future *f = tt_client_pub(w->c, topic, b.s, b.len, TT_QOS1, false);
-    tti_free(b.s);
+    tt_err brc;
+    char *text = sb_take(&b, &brc);
+    if (!text) return sb_failed(w, brc);
+    tt_future *f = tt_client_pub(w->c, topic, text, strlen(text), TT_QOS1, false);
+    tti_free(text);
     return f;
 }
 
